@@ -1,0 +1,3 @@
+from opsgit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""`opsgit render`: render artefacts into the build directory."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from opsgit import output
+from opsgit.config import find_root, load_settings
+from opsgit.render.pipeline import Selection, publish, render_selection
+from opsgit.repo import load_repo
+
+KIND_NAMES = {"graph": "environment graph", "image": "image template", "config": "role bundle"}
+
+
+def render(root: Path | None = None, envs: Sequence[str] = (), roles: Sequence[str] = (),
+           as_json: bool = False) -> int:
+    started = time.perf_counter()
+    root = root or find_root()
+    settings = load_settings(root)
+    repo = load_repo(root, settings)
+    selection = Selection(envs=list(envs) or None, roles=list(roles) or None)
+    artefacts = render_selection(repo, selection)
+    build = publish(settings.build_path, artefacts, complete=not envs and not roles)
+    if as_json:
+        output.emit_json({"build_dir": str(build), "artefacts": [a.record() for a in artefacts]})
+        return 0
+    counts = Counter(a.kind for a in artefacts)
+    for artefact in artefacts:
+        output.say(f"  {output.paint(artefact.kind.ljust(6), 'dim')} {artefact.directory:<28} "
+                   f"{artefact.hash[:12]}  ({len(artefact.reads)} files read)")
+    summary = ", ".join(f"{n} {KIND_NAMES[k]}{'s' if n != 1 else ''}" for k, n in sorted(counts.items()))
+    shown = build.relative_to(root) if build.is_relative_to(root) else build
+    output.say(f"Rendered {summary or 'nothing'} into {shown}/ in {time.perf_counter() - started:.2f}s.")
+    return 0

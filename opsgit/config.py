@@ -1,0 +1,84 @@
+"""Project settings from `[tool.opsgit]` in the monorepo's pyproject.toml."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsgit.errors import ConfigError
+
+KNOWN_SETTINGS = ("org", "status_context_prefix", "default_base", "build_dir")
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    org: str = ""
+    status_context_prefix: str = "opsgit"
+    default_base: str = "origin/main"
+    build_dir: Path = Path("build")
+
+    @property
+    def build_path(self) -> Path:
+        return self.build_dir if self.build_dir.is_absolute() else self.root / self.build_dir
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The monorepo root: `OPSGIT_ROOT`, else the nearest directory up with `environments/` or
+    a pyproject.toml holding `[tool.opsgit]`."""
+    explicit = os.environ.get("OPSGIT_ROOT")
+    if explicit:
+        return Path(explicit).resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "environments").is_dir() or _has_opsgit_table(candidate / "pyproject.toml"):
+            return candidate
+    raise ConfigError(
+        f"no opsgit monorepo found in {here} or above",
+        hint="run inside a repository with environments/ and roles/, or pass -C DIR",
+    )
+
+
+def _has_opsgit_table(pyproject: Path) -> bool:
+    try:
+        return "[tool.opsgit]" in pyproject.read_text()
+    except OSError:
+        return False
+
+
+def load_settings(root: Path) -> Settings:
+    pyproject = root / "pyproject.toml"
+    if not pyproject.exists():
+        return Settings(root=root)
+    try:
+        table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("opsgit", {})
+    except tomllib.TOMLDecodeError as error:
+        line = _toml_error_line(str(error))
+        raise ConfigError(f"invalid TOML: {error}", file="pyproject.toml", line=line) from None
+    for key in table:
+        if key not in KNOWN_SETTINGS:
+            raise ConfigError(
+                f"unknown setting [tool.opsgit] {key!r}",
+                file="pyproject.toml",
+                hint=f"known settings: {', '.join(KNOWN_SETTINGS)}",
+            )
+        if not isinstance(table[key], str):
+            raise ConfigError(f"[tool.opsgit] {key} must be a string", file="pyproject.toml")
+    return Settings(
+        root=root,
+        org=table.get("org", ""),
+        status_context_prefix=table.get("status_context_prefix", "opsgit"),
+        default_base=table.get("default_base", "origin/main"),
+        build_dir=Path(os.environ.get("OPSGIT_BUILD_DIR") or table.get("build_dir", "build")),
+    )
+
+
+def _toml_error_line(message: str) -> int | None:
+    # tomllib says "... (at line 3, column 7)"
+    marker = "at line "
+    if marker not in message:
+        return None
+    digits = message.split(marker, 1)[1].split(",", 1)[0].rstrip(")")
+    return int(digits) if digits.isdigit() else None

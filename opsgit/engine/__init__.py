@@ -1,0 +1,1 @@
+"""The engine: resource graphs, plans, state and apply."""

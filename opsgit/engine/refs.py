@@ -1,0 +1,169 @@
+"""Apply-time references: `${aws_security_group.allow_all.id}`, `${module.redis.redis_address}`.
+
+A reference names a resource instance (or all of them with `[*]`) and an attribute path. In a
+rendered graph every reference is absolute (`module.web-east.aws_instance.web[0].private_ip`),
+so the engine resolves it by one dictionary lookup on the address.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+# `$${` is a literal `${`, as in Terraform.
+PATTERN = re.compile(r"\$?\$\{([^{}]*)\}")
+TOKEN = re.compile(r'\s*(?:([A-Za-z_][\w-]*)|\[\s*(\d+|\*|"[^"]*")\s*\]|(\.))')
+
+Index = int | str | None
+Segment = str | int
+
+
+class Key(str):
+    """A `["key"]` index, as distinct from a `.name`."""
+
+
+SPLAT = ("*",)
+
+
+class ReferenceSyntaxError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference; `modules` is the module path, `attributes` what follows the address."""
+
+    modules: tuple[str, ...]
+    type: str
+    name: str
+    index: Index
+    splat: bool
+    attributes: tuple[Segment, ...]
+
+    @property
+    def block(self) -> str:
+        """The resource block's address, without the instance index."""
+        return "".join(f"module.{m}." for m in self.modules) + f"{self.type}.{self.name}"
+
+    @property
+    def address(self) -> str:
+        return self.block + format_index(self.index)
+
+
+def format_index(index: Index) -> str:
+    if index is None:
+        return ""
+    if isinstance(index, int):
+        return f"[{index}]"
+    return f"[{json.dumps(index)}]"
+
+
+def tokens(expression: str) -> list[Segment | tuple[str]]:
+    """`module.a.aws_instance.web[0].ip` -> ['module', 'a', 'aws_instance', 'web', 0, 'ip'];
+    a splat index is the tuple ('*',)."""
+    result: list[Segment | tuple[str]] = []
+    position = 0
+    expect_name = True
+    text = expression.strip()
+    while position < len(text):
+        match = TOKEN.match(text, position)
+        if not match:
+            raise ReferenceSyntaxError(f"cannot parse reference ${{{expression}}}")
+        name, index, dot = match.groups()
+        if dot:
+            if expect_name:
+                raise ReferenceSyntaxError(f"unexpected '.' in ${{{expression}}}")
+            expect_name = True
+        elif name is not None:
+            if not expect_name:
+                raise ReferenceSyntaxError(f"missing '.' before {name!r} in ${{{expression}}}")
+            result.append(name)
+            expect_name = False
+        else:
+            if expect_name:
+                raise ReferenceSyntaxError(f"unexpected index in ${{{expression}}}")
+            if index == "*":
+                result.append(SPLAT)
+            elif index.startswith('"'):
+                result.append(Key(index[1:-1]))
+            else:
+                result.append(int(index))
+        position = match.end()
+    if not result or expect_name:
+        raise ReferenceSyntaxError(f"incomplete reference ${{{expression}}}")
+    return result
+
+
+def parse_resource(expression: str) -> Reference:
+    """Parse an absolute resource reference."""
+    parts = tokens(expression)
+    modules: list[str] = []
+    position = 0
+    while position + 1 < len(parts) and parts[position] == "module" and isinstance(parts[position + 1], str):
+        modules.append(str(parts[position + 1]))
+        position += 2
+    rest = parts[position:]
+    if len(rest) < 2 or not isinstance(rest[0], str) or not isinstance(rest[1], str):
+        raise ReferenceSyntaxError(f"${{{expression}}} does not name a resource (TYPE.NAME)")
+    index: Index = None
+    splat = False
+    attributes = rest[2:]
+    if attributes and not _is_name(attributes[0]):
+        first = attributes[0]
+        splat = isinstance(first, tuple)
+        index = None if splat else (str(first) if isinstance(first, Key) else first)  # type: ignore[assignment]
+        attributes = attributes[1:]
+    return Reference(tuple(modules), rest[0], rest[1], index, splat,
+                     tuple(a for a in attributes if not isinstance(a, tuple)))
+
+
+def _is_name(segment: object) -> bool:
+    return isinstance(segment, str) and not isinstance(segment, Key)
+
+
+def find(text: str) -> Iterator[str]:
+    """The expressions of all references in a string, skipping `$${` escapes."""
+    for match in PATTERN.finditer(text):
+        if not match.group(0).startswith("$$"):
+            yield match.group(1).strip()
+
+
+def substitute(text: str, replace: Callable[[str], str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        if match.group(0).startswith("$$"):
+            return match.group(0)
+        return replace(match.group(1).strip())
+    return PATTERN.sub(one, text)
+
+
+def whole(text: str) -> str | None:
+    """The expression if `text` is exactly one reference, else None."""
+    match = PATTERN.fullmatch(text.strip()) if text.startswith("${") else None
+    return match.group(1).strip() if match else None
+
+
+def walk_strings(value: Any, change: Callable[[str], Any]) -> Any:
+    """Apply `change` to every string in a YAML-like value, returning a new value."""
+    if isinstance(value, str):
+        return change(value) if "${" in value else value
+    if isinstance(value, dict):
+        return {key: walk_strings(item, change) for key, item in value.items()}
+    if isinstance(value, list):
+        return [walk_strings(item, change) for item in value]
+    return value
+
+
+def collect(value: Any, into: list[str]) -> None:
+    """Append the expression of every reference inside a YAML-like value."""
+    if isinstance(value, str):
+        if "${" in value:
+            into.extend(find(value))
+    elif isinstance(value, dict):
+        for item in value.values():
+            collect(item, into)
+    elif isinstance(value, list):
+        for item in value:
+            collect(item, into)

@@ -1,0 +1,50 @@
+"""The one top-level handler: exceptions become exit codes and one-line messages."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+
+from opsgit import __version__
+from opsgit.errors import UserError
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+
+
+def run_guarded(action: Callable[[], int]) -> int:
+    """Run one command function and turn whatever it raises into an exit code."""
+    try:
+        return action()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("Interrupted (^C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `opsgit render --json | head`: the reader left; that is not our failure.
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as error:
+        log = _write_crash_log(error)
+        print(f"error: unexpected {type(error).__name__}: {error} (a bug in opsgit; details in {log})",
+              file=sys.stderr)
+        return EXIT_BUG
+
+
+def _write_crash_log(error: BaseException) -> str:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    fd, path = tempfile.mkstemp(prefix=f"opsgit-crash-{stamp}-", suffix=".log")
+    with os.fdopen(fd, "w") as log:
+        log.write(f"opsgit {__version__} on Python {sys.version.split()[0]}\n")
+        log.write(f"argv: {sys.argv!r}\n\n")
+        log.write("".join(traceback.format_exception(error)))
+    return path

@@ -1,0 +1,56 @@
+"""The one error hierarchy of opsgit.
+
+    OpsgitError
+     └── UserError          rc 1: a one-line message naming the file, the line and the fix
+          ├── ConfigError   the repository's files are invalid (YAML, schema, names)
+          ├── RenderError   a template failed to render, or rendered something invalid
+          │    └── CycleError   the resource graph has a dependency cycle
+          └── ToolError     an external tool (packer, git) is missing or refused the input
+
+Anything that is not an OpsgitError is a bug in opsgit: the top-level handler maps it to
+rc 3 and writes a log.
+"""
+
+from __future__ import annotations
+
+
+class OpsgitError(Exception):
+    """Base of every error opsgit raises on purpose."""
+
+
+class UserError(OpsgitError):
+    """A problem the user can fix; shown as `file:line: message (hint)` on one line."""
+
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
+        text = f"{where}{self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return " ".join(text.split("\n"))
+
+
+class ConfigError(UserError):
+    """The repository's files are invalid."""
+
+
+class RenderError(UserError):
+    """A template failed to render or rendered something invalid."""
+
+
+class CycleError(RenderError):
+    """The resource graph has a dependency cycle."""
+
+
+class ToolError(UserError):
+    """An external tool is missing or refused its input."""

@@ -1,0 +1,1 @@
+"""Images: Packer runs, manifests, artefact records and promotion."""

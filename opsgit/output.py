@@ -1,0 +1,33 @@
+"""All user-facing printing: colour only on a terminal, NO_COLOR honoured."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+COLOURS = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2", "cyan": "36"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def paint(text: str, colour: str, stream: TextIO | None = None) -> str:
+    stream = stream or sys.stdout
+    if not use_colour(stream):
+        return text
+    return f"\033[{COLOURS[colour]}m{text}\033[0m"
+
+
+def say(text: str = "", stream: TextIO | None = None) -> None:
+    print(text, file=stream or sys.stdout, flush=True)
+
+
+def warn(text: str) -> None:
+    print(f"{paint('warning:', 'yellow', sys.stderr)} {text}", file=sys.stderr, flush=True)
+
+
+def emit_json(value: Any, stream: TextIO | None = None) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True), file=stream or sys.stdout, flush=True)

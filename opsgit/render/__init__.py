@@ -1,0 +1,1 @@
+"""Render: the one Jinja environment, and one module per artefact kind."""

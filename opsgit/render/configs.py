@@ -1,0 +1,63 @@
+"""Service configs: each role's host-side templates, checked and bundled for `opsgit template`.
+
+The templates are evaluated on hosts against live Consul data, so here they are only parsed and
+checked: syntax, known filters, and no names other than the Consul functions.
+"""
+
+from __future__ import annotations
+
+import jinja2
+
+from opsgit.errors import RenderError
+from opsgit.render.artefacts import Artefact, stable_json
+from opsgit.render.images import role_context
+from opsgit.render.jinja import HOST_FUNCTIONS, compile_template, undeclared_names
+from opsgit.repo.schema import suggest
+from opsgit.repo.values import Repo, Role
+
+
+class ConfigRenderer:
+    kind = "config"
+
+    def __init__(self, repo: Repo, environment: jinja2.Environment) -> None:
+        self.repo = repo
+        self.jinja = environment
+
+    def names(self, repo: Repo) -> list[str]:
+        return sorted(repo.roles)
+
+    def render(self, name: str) -> Artefact:
+        role = self.repo.roles[name]
+        directory = f"roles/{name}"
+        files: dict[str, bytes] = {}
+        reads = {role.file}
+        for template in role.template_files:
+            file = f"roles/{name}/templates/{template}"
+            raw = (self.repo.root / file).read_bytes()
+            self.check(file, raw)
+            files[f"{directory}/templates/{template}"] = raw
+            reads.add(file)
+        files[f"{directory}/role.json"] = stable_json(role_context(role, self.repo))
+        if role.service:
+            files[f"{directory}/consul/{name}.json"] = stable_json({"service": service_definition(role)})
+        return Artefact(kind=self.kind, name=name, directory=directory, files=files, reads=frozenset(reads))
+
+    def check(self, file: str, raw: bytes) -> None:
+        try:
+            source = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RenderError("template is not UTF-8 text", file=file) from None
+        compile_template(self.jinja, source, file)
+        for name in sorted(undeclared_names(self.jinja, source, file)):
+            if name not in HOST_FUNCTIONS:
+                line = next((n for n, text in enumerate(source.splitlines(), start=1) if name in text), None)
+                raise RenderError(f"unknown name {name!r} in a host template", file=file, line=line,
+                                  hint=suggest(name, HOST_FUNCTIONS)
+                                  or f"host templates can call {', '.join(HOST_FUNCTIONS)}")
+
+
+def service_definition(role: Role) -> dict[str, object]:
+    """The role's Consul service definition, as `/etc/consul.d/<role>.json` wants it."""
+    service = dict(role.service or {})
+    service.setdefault("name", role.name)
+    return service

@@ -1,0 +1,220 @@
+"""The one place Jinja environments are made.
+
+Render-time templates (env.yaml values, module bodies, the Packer template) and host-side
+templates (roles/*/templates, evaluated later by `opsgit template`) share one construction:
+sandboxed (pull-request plans run in CI with credentials, so a template must not reach Python
+internals), immutable (no `.append` on shared data), `StrictUndefined` (a typo fails the render
+instead of rendering an empty string), and no autoescaping (the outputs are YAML and JSON).
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import functools
+import io
+import json
+import re
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from opsgit.errors import RenderError
+
+# Names of the functions `opsgit template` provides on hosts (consul-template's, in Jinja form).
+HOST_FUNCTIONS = ("key", "key_or_default", "key_exists", "ls", "tree", "service", "services", "node",
+                  "nodes", "env")
+
+MAX_OUTPUT_CHARS = 16 * 1024 * 1024
+
+
+def to_json(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False)
+
+
+def parse_json(text: str) -> Any:
+    return json.loads(text)
+
+
+def to_yaml(value: Any) -> str:
+    from ruamel.yaml import YAML
+
+    stream = io.StringIO()
+    dumper = YAML(typ="safe", pure=True)
+    dumper.default_flow_style = False
+    dumper.dump(value, stream)
+    return stream.getvalue()
+
+
+def base64_decode(text: str) -> str:
+    return base64.b64decode(text).decode("utf-8")
+
+
+def base64_encode(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "to_json": to_json, "parse_json": parse_json, "to_yaml": to_yaml,
+    "base64_decode": base64_decode, "base64_encode": base64_encode,
+}
+
+
+class RepoTemplateLoader(jinja2.BaseLoader):
+    """Loads `{% include %}`/`{% import %}` targets from the repository's `templates/`."""
+
+    def __init__(self, root: Path) -> None:
+        self.directory = root / "templates"
+
+    def get_source(self, environment: jinja2.Environment,
+                   template: str) -> tuple[str, str, Callable[[], bool]]:
+        parts = template.split("/")
+        if template.startswith("/") or ".." in parts:
+            raise jinja2.TemplateNotFound(template)
+        path = self.directory.joinpath(*parts)
+        if not path.is_file():
+            raise jinja2.TemplateNotFound(template)
+        source = path.read_text(encoding="utf-8")
+        mtime = path.stat().st_mtime
+        return source, f"templates/{template}", lambda: path.stat().st_mtime == mtime
+
+
+def make_environment(root: Path, *, host: bool = False) -> ImmutableSandboxedEnvironment:
+    environment = ImmutableSandboxedEnvironment(
+        loader=RepoTemplateLoader(root),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        extensions=["jinja2.ext.loopcontrols"],
+    )
+    environment.filters.update(FILTERS)
+    if host:
+        for name in HOST_FUNCTIONS:
+            environment.globals[name] = _not_on_this_side(name)
+    return environment
+
+
+def _not_on_this_side(name: str) -> Callable[..., Any]:
+    def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise RenderError(f"{name}() reads Consul and is evaluated on hosts by `opsgit template`")
+    return unavailable
+
+
+def compile_template(environment: jinja2.Environment, source: str, file: str) -> jinja2.Template:
+    """Compile `source` so that errors name `file` and its line numbers."""
+    try:
+        code = environment.compile(source, name=file, filename=file)
+    except jinja2.TemplateSyntaxError as error:
+        raise RenderError(f"template syntax error: {error.message}", file=file, line=error.lineno) from None
+    return environment.template_class.from_code(environment, code, environment.make_globals(None), None)
+
+
+def render(template: jinja2.Template, file: str, context: dict[str, Any], source: str = "") -> str:
+    """Render; errors name `file` and the template line (`source` lets them suggest a fix)."""
+    try:
+        text = template.render(context)
+    except RenderError:
+        raise
+    except jinja2.TemplateSyntaxError as error:  # from an included template
+        raise RenderError(f"template syntax error: {error.message}",
+                          file=error.filename or file, line=error.lineno) from None
+    except jinja2.TemplateNotFound as error:
+        raise RenderError(f"template {error.name!r} not found in templates/", file=file,
+                          line=_template_line(error, file)) from None
+    except jinja2.UndefinedError as error:
+        line = _template_line(error, file)
+        lines = source.splitlines()
+        text = lines[line - 1] if line and line <= len(lines) else ""
+        message, hint = describe_undefined(str(error.message or error), text, context)
+        raise RenderError(message, file=file, line=line, hint=hint) from None
+    except jinja2.exceptions.SecurityError as error:
+        raise RenderError(f"unsafe template operation refused: {error}", file=file,
+                          line=_template_line(error, file)) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
+        raise RenderError(f"template error: {type(error).__name__}: {error}", file=file,
+                          line=_template_line(error, file)) from None
+    except RecursionError:
+        raise RenderError("template recursion too deep", file=file) from None
+    if len(text) > MAX_OUTPUT_CHARS:
+        raise RenderError(f"rendered output is larger than {MAX_OUTPUT_CHARS} characters", file=file)
+    return text
+
+
+def describe_undefined(message: str, line: str, context: Mapping[str, Any]) -> tuple[str, str | None]:
+    """Jinja says "'dict object' has no attribute 'nmae'"; say "undefined name 'var.nmae'" and
+    suggest the closest name that does exist."""
+    match = re.search(r"has no attribute '([^']+)'", message) or re.search(r"'([^']+)' is undefined", message)
+    if not match:
+        return message.replace("jinja2.utils.", ""), None
+    name = match.group(1)
+    pattern = r"([A-Za-z_][\w.]*)\." + re.escape(name) + r"\b"
+    owner = re.search(pattern, line) if "has no attribute" in message else None
+    if owner:
+        path = owner.group(1)
+        scope: Any = context
+        for part in path.split("."):
+            scope = scope.get(part) if isinstance(scope, Mapping) else None
+        candidates = list(scope) if isinstance(scope, Mapping) else []
+        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+        return f"undefined name '{path}.{name}'", (f"did you mean '{path}.{close[0]}'?" if close else
+                                                 f"known: {', '.join(sorted(candidates))}" if candidates else None)
+    close = difflib.get_close_matches(name, list(context), n=1, cutoff=0.6)
+    return f"undefined name {name!r}", (f"did you mean {close[0]!r}?" if close
+                                        else f"known names: {', '.join(sorted(context))}")
+
+
+def _template_line(error: BaseException, file: str) -> int | None:
+    line = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if frame.filename == file or frame.filename.startswith("templates/"):
+            line = frame.lineno
+    return line
+
+
+@functools.lru_cache(maxsize=4096)
+def referenced_templates(environment: jinja2.Environment, source: str) -> tuple[str, ...]:
+    """Templates a source includes or imports, by name; `*` if a name is computed at run time."""
+    try:
+        names = list(meta.find_referenced_templates(environment.parse(source)))
+    except jinja2.TemplateSyntaxError:
+        return ()
+    return tuple(sorted("*" if name is None else name for name in names))
+
+
+def undeclared_names(environment: jinja2.Environment, source: str, file: str) -> set[str]:
+    try:
+        ast = environment.parse(source)
+    except jinja2.TemplateSyntaxError as error:
+        raise RenderError(f"template syntax error: {error.message}", file=file, line=error.lineno) from None
+    return set(meta.find_undeclared_variables(ast))
+
+
+def called_filters(environment: jinja2.Environment, source: str) -> Iterable[tuple[str, int]]:
+    ast = environment.parse(source)
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        yield node.name, node.lineno
+
+
+def transitive_reads(environment: jinja2.Environment, root: Path, source: str) -> set[str]:
+    """Repository files a template reads through includes and imports, followed transitively."""
+    reads: set[str] = set()
+    pending = list(referenced_templates(environment, source))
+    while pending:
+        name = pending.pop()
+        if name == "*":
+            reads.update(p.relative_to(root).as_posix() for p in (root / "templates").rglob("*")
+                         if p.is_file())
+            continue
+        file = f"templates/{name}"
+        if file in reads:
+            continue
+        reads.add(file)
+        path = root / file
+        if path.is_file():
+            pending.extend(referenced_templates(environment, path.read_text(encoding="utf-8")))
+    return reads

@@ -1,0 +1,127 @@
+"""Render a selection of artefacts and publish them atomically into the build directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsgit.errors import ConfigError, UserError
+from opsgit.render.artefacts import Artefact, Renderer, stable_json
+from opsgit.render.configs import ConfigRenderer
+from opsgit.render.graph import EnvironmentRenderer
+from opsgit.render.images import ImageRenderer
+from opsgit.render.jinja import make_environment
+from opsgit.repo.schema import suggest
+from opsgit.repo.values import Repo
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which artefacts to render; None means all of that kind."""
+
+    envs: Sequence[str] | None = None
+    roles: Sequence[str] | None = None
+
+
+def renderers(repo: Repo) -> list[Renderer]:
+    """The registry of artefact kinds, in the order they are rendered."""
+    render_time = make_environment(repo.root)
+    host = make_environment(repo.root, host=True)
+    return [ImageRenderer(repo, render_time), EnvironmentRenderer(repo, render_time),
+            ConfigRenderer(repo, host)]
+
+
+def render_selection(repo: Repo, selection: Selection = Selection()) -> list[Artefact]:
+    _check_names(selection.envs, repo.environments, "environment", "environments/")
+    _check_names(selection.roles, repo.roles, "role", "roles/")
+    artefacts: list[Artefact] = []
+    for renderer in renderers(repo):
+        wanted = selection.envs if renderer.kind == "graph" else selection.roles
+        if renderer.kind != "graph" and selection.envs is not None and selection.roles is None:
+            wanted = sorted({role for env in selection.envs for role in repo.environments[env].roles})
+        if renderer.kind == "graph" and selection.roles is not None and selection.envs is None:
+            wanted = []
+        names = renderer.names(repo)
+        artefacts.extend(renderer.render(name) for name in names if wanted is None or name in wanted)
+    return artefacts
+
+
+def _check_names(names: Sequence[str] | None, known: Iterable[str], what: str, where: str) -> None:
+    for name in names or ():
+        if name not in known:
+            raise UserError(f"unknown {what} {name!r}", hint=suggest(name, list(known)) or f"see {where}")
+
+
+def publish(build: Path, artefacts: Sequence[Artefact], *, complete: bool) -> Path:
+    """Write every artefact into `build`, each directory replaced whole and only after all of
+    them were written to a staging directory beside it; then update the manifest.
+
+    `complete` says that the artefacts are everything the repository renders, so manifest entries
+    of artefacts that no longer exist are dropped."""
+    try:
+        build.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=build))
+    except OSError as error:
+        raise UserError(f"cannot write the build directory: {error.strerror}", file=str(build),
+                        hint="check its permissions and free space, or set build_dir in [tool.opsgit]") from None
+    try:
+        for artefact in artefacts:
+            for relative, content in artefact.files.items():
+                target = staging / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+        for artefact in artefacts:
+            _swap_in(staging / artefact.directory, build / artefact.directory)
+        _write_manifest(build, artefacts, complete)
+    except OSError as error:
+        raise UserError(f"cannot write the build directory: {error.strerror}", file=str(build),
+                        hint="check its permissions and free space") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return build
+
+
+def _swap_in(staged: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if target.exists():
+        old = target.with_name(f".old-{target.name}-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staged, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_manifest(build: Path, artefacts: Sequence[Artefact], complete: bool) -> None:
+    path = build / MANIFEST
+    entries: dict[str, dict[str, object]] = {}
+    if path.exists() and not complete:
+        try:
+            entries = {f"{e['kind']}:{e['name']}": e for e in json.loads(path.read_text())["artefacts"]}
+        except (ValueError, KeyError, TypeError):
+            entries = {}
+    for artefact in artefacts:
+        entries[f"{artefact.kind}:{artefact.name}"] = artefact.record()
+    document = {"format": 1, "artefacts": [entries[key] for key in sorted(entries)]}
+    temporary = path.with_name(f".{MANIFEST}.{os.getpid()}")
+    temporary.write_bytes(stable_json(document))
+    os.replace(temporary, path)
+
+
+def read_manifest(build: Path) -> list[dict[str, object]]:
+    path = build / MANIFEST
+    try:
+        artefacts: list[dict[str, object]] = json.loads(path.read_text())["artefacts"]
+        return artefacts
+    except FileNotFoundError:
+        return []
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError("the build manifest is corrupt", file=str(path), hint="run `opsgit render` again") \
+            from None

@@ -1,0 +1,6 @@
+"""Load: discover the monorepo's files and turn them into frozen, validated values."""
+
+from opsgit.repo.load import load_repo
+from opsgit.repo.values import Environment, Module, ModuleInstance, Repo, Role, RoleTemplate, Variable
+
+__all__ = ["Environment", "Module", "ModuleInstance", "Repo", "Role", "RoleTemplate", "Variable", "load_repo"]

@@ -1,0 +1,5 @@
+"""This monorepo's invoke tasks: `invoke --list`."""
+
+from opsgit.tasks import ns
+
+__all__ = ["ns"]
