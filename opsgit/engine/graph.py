@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,12 +68,13 @@ class Graph:
     def order(self) -> list[str]:
         """Addresses in dependency order (dependencies first); raises CycleError naming a cycle."""
         return topological_order({a: r.dependencies for a, r in self.resources.items()},
-                                 {a: r.source for a, r in self.resources.items()})
+                                 lambda address: self.resources[address].source)
 
 
-def topological_order(edges: Mapping[str, tuple[str, ...]], sources: Mapping[str, str] | None = None
+def topological_order(edges: Mapping[str, tuple[str, ...]], source: Callable[[str], str] | None = None
                       ) -> list[str]:
-    """Kahn's algorithm, stable (ties keep the input order). Every dependency must be a node."""
+    """Kahn's algorithm. Every dependency must be a node. `source` says where a node is written
+    (`file:line`), for the error; it is asked only when there is a cycle."""
     waiting = {node: len(deps) for node, deps in edges.items()}
     dependants: dict[str, list[str]] = {node: [] for node in edges}
     for node, deps in edges.items():
@@ -90,7 +91,7 @@ def topological_order(edges: Mapping[str, tuple[str, ...]], sources: Mapping[str
                 ready.append(child)
     if len(order) != len(edges):
         cycle = find_cycle({n: d for n, d in edges.items() if waiting[n] > 0})
-        where = (sources or {}).get(cycle[0], "")
+        where = source(cycle[0]) if source else ""
         file, _, line = where.rpartition(":")
         raise CycleError("dependency cycle: " + " -> ".join(cycle), file=file or None,
                          line=int(line) if line.isdigit() else None,

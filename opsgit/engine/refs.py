@@ -7,6 +7,7 @@ so the engine resolves it by one dictionary lookup on the address.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -61,7 +62,16 @@ def format_index(index: Index) -> str:
     return f"[{json.dumps(index)}]"
 
 
+@functools.lru_cache(maxsize=65536)
+def _tokens(expression: str) -> tuple[Segment | tuple[str], ...]:
+    return tuple(_tokenize(expression))
+
+
 def tokens(expression: str) -> list[Segment | tuple[str]]:
+    return list(_tokens(expression))
+
+
+def _tokenize(expression: str) -> list[Segment | tuple[str]]:
     """`module.a.aws_instance.web[0].ip` -> ['module', 'a', 'aws_instance', 'web', 0, 'ip'];
     a splat index is the tuple ('*',)."""
     result: list[Segment | tuple[str]] = []
@@ -97,8 +107,9 @@ def tokens(expression: str) -> list[Segment | tuple[str]]:
     return result
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_resource(expression: str) -> Reference:
-    """Parse an absolute resource reference."""
+    """Parse an absolute resource reference (cached: environments repeat the same addresses)."""
     parts = tokens(expression)
     modules: list[str] = []
     position = 0

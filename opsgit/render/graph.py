@@ -153,8 +153,8 @@ class GraphRenderer:
         by_name = {i.name: i for i in instances}
         reads_siblings = {i.name: tuple(sorted(_sibling_mentions(i.inputs, by_name, i.name)))
                           for i in instances}
-        order = topological_order(reads_siblings, {i.name: f"{i.origin.file}:{i.origin.line}"
-                                                    for i in instances})
+        order = topological_order(reads_siblings, lambda name: f"{by_name[name].origin.file}:"
+                                                               f"{by_name[name].origin.line}")
         outputs: dict[str, dict[str, Any]] = {}
         for name in order:
             instance = by_name[name]
@@ -354,10 +354,10 @@ class GraphRenderer:
         finished: dict[str, Resource] = {}
         for address, resource in build.resources.items():
             found: list[str] = []
-            refs.collect(resource.attributes, found)
+            attributes = _unmark_collecting(resource.attributes, found)
             dependencies: set[str] = set()
             for expression in found:
-                dependencies.update(self._targets(build, resource, expression.lstrip("/")))
+                dependencies.update(self._targets(build, resource, expression))
             for explicit in resource.dependencies:
                 if explicit.startswith("/module:"):
                     module = explicit[len("/module:"):]
@@ -369,7 +369,7 @@ class GraphRenderer:
             dependencies.discard(address)
             finished[address] = Resource(
                 address=address, module=resource.module, type=resource.type, name=resource.name,
-                index=resource.index, provider=resource.provider, attributes=_unmark(resource.attributes),
+                index=resource.index, provider=resource.provider, attributes=attributes,
                 dependencies=tuple(sorted(dependencies)), lifecycle=resource.lifecycle, source=resource.source)
         return finished
 
@@ -429,6 +429,20 @@ def _relative(address: str, module: str) -> str:
 
 def _module_address(path: tuple[str, ...]) -> str:
     return ".".join(f"module.{name}" for name in path)
+
+
+def _unmark_collecting(value: Any, found: list[str]) -> Any:
+    """`_unmark`, also appending every reference's expression to `found`."""
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        found.extend(expression.lstrip("/") for expression in refs.find(value))
+        return value.replace("${/", "${")
+    if isinstance(value, dict):
+        return {key: _unmark_collecting(item, found) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unmark_collecting(item, found) for item in value]
+    return value
 
 
 def _unmark(value: Any) -> Any:

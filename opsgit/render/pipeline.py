@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -38,19 +39,60 @@ def renderers(repo: Repo) -> list[Renderer]:
             ConfigRenderer(repo, host)]
 
 
-def render_selection(repo: Repo, selection: Selection = Selection()) -> list[Artefact]:
+def render_selection(repo: Repo, selection: Selection = Selection(), *, workers: int | None = None) -> list[Artefact]:
+    """Render the selected artefacts, in a pool of processes when there are many.
+
+    Rendering is CPU-bound Python (Jinja, YAML, reference walking), so threads would not help;
+    forked workers inherit the loaded repository and each compiles every template once."""
     _check_names(selection.envs, repo.environments, "environment", "environments/")
     _check_names(selection.roles, repo.roles, "role", "roles/")
-    artefacts: list[Artefact] = []
+    jobs = _jobs(repo, selection)
+    workers = workers if workers is not None else _default_workers(len(jobs))
+    if workers <= 1:
+        return _render_jobs(repo, jobs)
+    chunks = [jobs[index::workers] for index in range(workers)]
+    context = multiprocessing.get_context("fork")
+    global _WORKER_REPO
+    _WORKER_REPO = repo
+    try:
+        with context.Pool(workers) as pool:
+            results = pool.map(_render_in_worker, chunks)
+    finally:
+        _WORKER_REPO = None
+    rendered = {(a.kind, a.name): a for chunk in results for a in chunk}
+    return [rendered[job] for job in jobs]
+
+
+_WORKER_REPO: Repo | None = None
+PARALLEL_THRESHOLD = 64
+
+
+def _default_workers(jobs: int) -> int:
+    if jobs < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return min(os.cpu_count() or 1, 8)
+
+
+def _render_in_worker(jobs: list[tuple[str, str]]) -> list[Artefact]:
+    assert _WORKER_REPO is not None
+    return _render_jobs(_WORKER_REPO, jobs)
+
+
+def _jobs(repo: Repo, selection: Selection) -> list[tuple[str, str]]:
+    jobs: list[tuple[str, str]] = []
     for renderer in renderers(repo):
         wanted = selection.envs if renderer.kind == "graph" else selection.roles
         if renderer.kind != "graph" and selection.envs is not None and selection.roles is None:
             wanted = sorted({role for env in selection.envs for role in repo.environments[env].roles})
         if renderer.kind == "graph" and selection.roles is not None and selection.envs is None:
             wanted = []
-        names = renderer.names(repo)
-        artefacts.extend(renderer.render(name) for name in names if wanted is None or name in wanted)
-    return artefacts
+        jobs.extend((renderer.kind, name) for name in renderer.names(repo) if wanted is None or name in wanted)
+    return jobs
+
+
+def _render_jobs(repo: Repo, jobs: list[tuple[str, str]]) -> list[Artefact]:
+    by_kind = {renderer.kind: renderer for renderer in renderers(repo)}
+    return [by_kind[kind].render(name) for kind, name in jobs]
 
 
 def _check_names(names: Sequence[str] | None, known: Iterable[str], what: str, where: str) -> None:

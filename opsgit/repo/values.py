@@ -6,6 +6,7 @@ and handed to the renderers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +40,17 @@ class Origin:
     def line_of(self, needle: str, default: int | None = None, start: int | None = None) -> int | None:
         """The first line of this file, from line `start` on, containing `needle` (for rendered
         text, whose key paths do not map back to the template)."""
-        for number, content in enumerate(self.text.splitlines(), start=1):
-            if needle in content and (start is None or number >= start):
-                return number
-        return default
+        found = _line_of(self.text, needle, start or 1)
+        return default if found is None else found
+
+
+@functools.lru_cache(maxsize=65536)
+def _line_of(text: str, needle: str, start: int) -> int | None:
+    # Every instance of a module asks the same questions of the same text: answer each once.
+    for number, content in enumerate(text.splitlines()[start - 1:], start=start):
+        if needle in content:
+            return number
+    return None
 
 
 @dataclass(frozen=True)

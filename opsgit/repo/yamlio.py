@@ -1,18 +1,23 @@
 """YAML in two speeds.
 
-Files are parsed with ruamel.yaml's C-accelerated safe loader: fast, and the same loader parses
-rendered output. Line numbers are needed only when something is wrong, so `locate` re-reads the
-one file with the round-trip loader, which keeps them, and walks to the offending key.
+Files and rendered output are parsed with libyaml through PyYAML's C loader, taught the YAML 1.2
+core schema (so `no` stays a string, `0644` is decimal and `1:30` is not a number of minutes) and
+to refuse duplicate keys. That is the hot path of a render: an environment with 20 module
+instances parses 20 rendered bodies. Line numbers are needed only when something is wrong, so
+`locate` re-reads the one file with ruamel.yaml's round-trip loader, which keeps them, and walks
+to the offending key.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import YAMLError as RoundTripError
 
 from opsgit.errors import ConfigError
 
@@ -22,13 +27,49 @@ KeyPath = Sequence[str | int]
 MAX_YAML_BYTES = 8 * 1024 * 1024
 
 
-def _fast_loader() -> YAML:
-    loader = YAML(typ="safe", pure=False)
-    loader.allow_duplicate_keys = False
-    return loader
+class FastLoader(yaml.CSafeLoader):  # type: ignore[misc,name-defined]
+    """libyaml with the YAML 1.2 core schema and no duplicate keys."""
+
+    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                seen = key in mapping
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, "found unhashable key",
+                    key_node.start_mark) from None
+            if seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f'found duplicate key "{key}"',
+                    key_node.start_mark)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        value = str(self.construct_scalar(node))
+        if value.lstrip("+-").startswith("0o"):
+            return int(value.replace("0o", "", 1), 8)
+        if value.lstrip("+-").startswith("0x"):
+            return int(value.replace("0x", "", 1), 16)
+        return int(value, 10)
 
 
-_FAST = _fast_loader()
+FastLoader.add_constructor("tag:yaml.org,2002:int", FastLoader.construct_yaml_int)
+FastLoader.add_constructor("tag:yaml.org,2002:map", FastLoader.construct_yaml_map)
+for tag, pattern, first in (
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+     list("-+0123456789.")),
+):
+    FastLoader.add_implicit_resolver(tag, re.compile(pattern), first)
 
 
 def parse(text: str, file: str, *, first_line: int = 1) -> Any:
@@ -36,8 +77,8 @@ def parse(text: str, file: str, *, first_line: int = 1) -> Any:
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError(f"file is larger than {MAX_YAML_BYTES} bytes", file=file)
     try:
-        return _FAST.load(text)
-    except MarkedYAMLError as error:
+        return yaml.load(text, Loader=FastLoader)
+    except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + first_line if mark is not None else None
         problem = error.problem or error.context or "invalid YAML"
@@ -45,7 +86,7 @@ def parse(text: str, file: str, *, first_line: int = 1) -> Any:
         offending = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
         hint = "indent with spaces, not tabs" if "\t" in offending else _yaml_hint(problem)
         raise ConfigError(f"invalid YAML: {problem}", file=file, line=line, hint=hint) from None
-    except YAMLError as error:
+    except yaml.YAMLError as error:
         raise ConfigError(f"invalid YAML: {error}", file=file) from None
     except RecursionError:
         raise ConfigError("YAML nests too deeply", file=file) from None
@@ -67,7 +108,7 @@ def _round_trip(text: str) -> Any:
     loader.allow_duplicate_keys = True
     try:
         return loader.load(text)
-    except YAMLError:
+    except RoundTripError:
         return None
 
 
