@@ -27,7 +27,7 @@ KeyPath = Sequence[str | int]
 MAX_YAML_BYTES = 8 * 1024 * 1024
 
 
-class FastLoader(yaml.CSafeLoader):  # type: ignore[misc,name-defined]
+class FastLoader(yaml.CSafeLoader):
     """libyaml with the YAML 1.2 core schema and no duplicate keys."""
 
     yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
@@ -60,7 +60,6 @@ class FastLoader(yaml.CSafeLoader):  # type: ignore[misc,name-defined]
 
 
 FastLoader.add_constructor("tag:yaml.org,2002:int", FastLoader.construct_yaml_int)
-FastLoader.add_constructor("tag:yaml.org,2002:map", FastLoader.construct_yaml_map)
 for tag, pattern, first in (
     ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
