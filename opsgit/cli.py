@@ -30,6 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check the whole repository renders, and run "
                                    "`packer validate` on every image template")
     validate.add_argument("--no-packer", action="store_true", help="skip `packer validate`")
+
+    agent = commands.add_parser("agent", help="run the embedded Consul-API dev agent (`--dev`)")
+    agent.add_argument("--dev", action="store_true", help="development mode (the only mode opsgit has)")
+    agent.add_argument("--http-addr", default="127.0.0.1:8500", metavar="HOST:PORT",
+                       help="where to listen (default 127.0.0.1:8500; port 0 picks a free one)")
+    agent.add_argument("--data-dir", type=Path, metavar="DIR", help="persist to DIR (SQLite); in memory without")
+    agent.add_argument("--token", help="require this ACL token on every request")
+    agent.add_argument("--node", default="opsgit-dev", help="the agent's node name (default opsgit-dev)")
     return parser
 
 
@@ -40,6 +48,10 @@ def _dispatch(args: argparse.Namespace) -> Callable[[], int]:
     if args.command == "validate":
         from opsgit.commands.validate import validate
         return lambda: validate(packer=not args.no_packer)
+    if args.command == "agent":
+        from opsgit.commands.agent import agent
+        return lambda: agent(dev=args.dev, http_addr=args.http_addr, data_dir=args.data_dir, token=args.token,
+                             node=args.node)
     raise AssertionError(args.command)
 
 

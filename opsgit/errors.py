@@ -5,7 +5,9 @@
           ├── ConfigError   the repository's files are invalid (YAML, schema, names)
           ├── RenderError   a template failed to render, or rendered something invalid
           │    └── CycleError   the resource graph has a dependency cycle
-          └── ToolError     an external tool (packer, git) is missing or refused the input
+          ├── ToolError     an external tool (packer, git) is missing or refused the input
+          └── ConsulError   Consul answered with an error, or could not be reached
+               └── ConsulUnavailable   no answer at all, after the retries
 
 Anything that is not an OpsgitError is a bug in opsgit: the top-level handler maps it to
 rc 3 and writes a log.
@@ -54,3 +56,21 @@ class CycleError(RenderError):
 
 class ToolError(UserError):
     """An external tool is missing or refused its input."""
+
+
+class ConsulError(UserError):
+    """Consul answered with an error status; keeps the request and the response."""
+
+    def __init__(self, message: str, *, request: object = None, response: object = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.request = request
+        self.response = response
+
+    @property
+    def status(self) -> int | None:
+        return getattr(self.response, "status", None)
+
+
+class ConsulUnavailable(ConsulError):
+    """Consul could not be reached (connection refused, timed out) even after retrying."""

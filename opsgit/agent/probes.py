@@ -1,0 +1,52 @@
+"""HTTP and TCP health checks, run by the dev agent as Consul's agent runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from opsgit.agent.api import ConsulApi
+
+
+async def probe_forever(api: ConsulApi, check_id: str, http: str | None, tcp: str | None, interval: float,
+                        timeout: float) -> None:
+    while (api.store.node_name, check_id) in api.store.checks:
+        status, output = await (probe_http(http, timeout) if http else probe_tcp(str(tcp), timeout))
+        with contextlib.suppress(Exception):
+            api.update_check(check_id, status, output)
+        await asyncio.sleep(interval)
+
+
+async def probe_tcp(address: str, timeout: float) -> tuple[str, str]:
+    host, _, port = address.rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), timeout)
+    except (OSError, ValueError, TimeoutError) as error:
+        return "critical", f"dial tcp {address}: {error or 'timeout'}"
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return "passing", f"TCP connect {address}: Success"
+
+
+async def probe_http(url: str, timeout: float) -> tuple[str, str]:
+    """Consul's rule: 2xx passing, 429 warning, anything else critical."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname or "127.0.0.1", port, ssl=parts.scheme == "https"), timeout)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: Consul Health Check\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        status_line = await asyncio.wait_for(reader.readline(), timeout)
+        writer.close()
+        code = int(status_line.split()[1])
+    except (OSError, ValueError, IndexError, TimeoutError) as error:
+        return "critical", f"Get {url!r}: {error or 'timeout'}"
+    if 200 <= code < 300:
+        return "passing", f"HTTP GET {url}: {code} Output: ok"
+    return ("warning" if code == 429 else "critical"), f"HTTP GET {url}: {code}"
