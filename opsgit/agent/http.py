@@ -101,7 +101,7 @@ class HttpServer:
                 return
             try:
                 response = await self.handler(request)
-            except Exception:  # noqa: BLE001 - one broken request must not take the agent down
+            except Exception:  # one broken request must not take the agent down
                 log.exception("handler failed for %s %s", request.method, request.path)
                 response = HttpResponse(500, b"internal error", content_type="text/plain")
             close = request.headers.get("connection", "").lower() == "close"

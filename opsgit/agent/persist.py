@@ -45,8 +45,8 @@ class Database:
         if catalog:
             data = json.loads(catalog)
             store.nodes.update(data["nodes"])
-            store.services.update({tuple(k.split("\0", 1)): v for k, v in data["services"].items()})  # type: ignore[misc]
-            store.checks.update({tuple(k.split("\0", 1)): v for k, v in data["checks"].items()})  # type: ignore[misc]
+            store.services.update({tuple(k.split("\0", 1)): v for k, v in data["services"].items()})
+            store.checks.update({tuple(k.split("\0", 1)): v for k, v in data["checks"].items()})
             store.catalog_index = int(meta.get("catalog_index", 1))
 
     def save(self, store: Store, change: Change) -> None:

@@ -166,9 +166,9 @@ class KV:
                                            allow_404=True)
         return found, KVPair.from_json(data[0]) if data else None
 
-    def list(self, prefix: str, *, index: int | None = None, wait: float | None = None,
+    def tree(self, prefix: str, *, index: int | None = None, wait: float | None = None,
              consistent: bool = False) -> tuple[int, list[KVPair]]:
-        params = [("recurse", "")] + _flag("consistent", consistent)
+        params = [("recurse", ""), *_flag("consistent", consistent)]
         found, data = self.consul.get_json(f"/v1/kv/{prefix.lstrip('/')}", params, index=index, wait=wait,
                                            allow_404=True)
         return found, [KVPair.from_json(item) for item in data or []]
@@ -245,7 +245,7 @@ class Sessions:
         found, data = self.consul.get_json(f"/v1/session/info/{session}", index=index, wait=wait)
         return found, data[0] if data else None
 
-    def list(self, *, index: int | None = None, wait: float | None = None) -> tuple[int, list[dict[str, Any]]]:
+    def all(self, *, index: int | None = None, wait: float | None = None) -> tuple[int, list[dict[str, Any]]]:
         found, data = self.consul.get_json("/v1/session/list", index=index, wait=wait)
         return found, data or []
 

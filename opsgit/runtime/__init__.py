@@ -1,0 +1,1 @@
+"""Tools that run on hosts: child supervision, `opsgit lock`, later `template` and `exec`."""

@@ -1,0 +1,72 @@
+"""Start `opsgit agent --dev` as a real process on a free loopback port, and stop it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+
+@dataclass
+class AgentProcess:
+    process: subprocess.Popen[str]
+    url: str
+    address: str
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return self.process.returncode
+
+    def env(self) -> dict[str, str]:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_")}
+        environment["CONSUL_HTTP_ADDR"] = self.address
+        return environment
+
+
+def start_agent(*args: str, port: int = 0) -> AgentProcess:
+    log = tempfile.NamedTemporaryFile(prefix="opsgit-agent-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "opsgit", "agent", "--dev", "--http-addr", f"127.0.0.1:{port}",
+                                *args], stdout=subprocess.PIPE, stderr=log, text=True)
+    log.close()
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"http://([\d.]+:\d+)", line)
+    if not match:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        raise RuntimeError(f"agent did not start: {line}{Path(log.name).read_text()}")
+    agent = AgentProcess(process, f"http://{match.group(1)}", match.group(1))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            requests.get(agent.url + "/v1/status/leader", timeout=1,
+                         headers={"X-Consul-Token": _token(args)} if _token(args) else {})
+            return agent
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("agent did not answer")
+
+
+def _token(args: tuple[str, ...]) -> str | None:
+    return args[args.index("--token") + 1] if "--token" in args else None
+
+
+def data_dir_agent(directory: Path, port: int = 0) -> AgentProcess:
+    return start_agent("--data-dir", str(directory), port=port)
