@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from opsgit.errors import ConsulUnavailable
 
@@ -79,6 +80,11 @@ class RequestsTransport:
         self.connect_timeout = connect_timeout
         self.session = requests.Session()
         self.session.verify = verify
+        # On loopback no proxy applies, and looking them up in the environment costs a third of
+        # each call; a watch or a lock loop makes many.
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        if host in ("127.0.0.1", "localhost", "::1"):
+            self.session.trust_env = False
         if cert:
             self.session.cert = cert
         self._errors = (requests.ConnectionError, requests.Timeout)
