@@ -38,7 +38,7 @@ from tests.agent_process import AgentProcess, start_agent  # noqa: E402
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def _watch(host: str, port: int, path: str, arrived: list[float], ready: asyncio.Event,
