@@ -109,7 +109,12 @@ def handoffs(agent: AgentProcess, rounds: int) -> list[float]:
             holder, waiter = Lock(consul_a, "bench/lock", a), Lock(consul_b, "bench/lock", b)
             assert holder.acquire(timeout=5)
             got: list[float] = []
-            thread = threading.Thread(target=lambda w=waiter: (w.acquire(timeout=10), got.append(time.perf_counter())))
+
+            def wait_for_it(waiter: Lock = waiter, got: list[float] = got) -> None:
+                waiter.acquire(timeout=10)
+                got.append(time.perf_counter())
+
+            thread = threading.Thread(target=wait_for_it)
             thread.start()
             time.sleep(0.2)  # the waiter is parked in its blocking query
             released = time.perf_counter()

@@ -19,9 +19,9 @@ def test_consul_lock_tells_who_holds_it_and_times_out(consul: Consul) -> None:
     told: list[dict[str, object]] = []
     with consul_lock(consul, prefix, holder, timeout=5, lock_delay=0) as held:
         assert consul.kv.get(f"{prefix}/.lock")[1].session == held.session  # type: ignore[union-attr]
-        with pytest.raises(LockTimeout, match="locked by alice, apply, since 12:01 UTC"):
-            with consul_lock(consul, prefix, {"who": "bob"}, timeout=0.5, blocked=told.append):
-                pass
+        with pytest.raises(LockTimeout, match="locked by alice, apply, since 12:01 UTC"), \
+                consul_lock(consul, prefix, {"who": "bob"}, timeout=0.5, blocked=told.append):
+            pass
         assert told == [holder]
         assert not held.lost.is_set()
     assert consul.kv.get(f"{prefix}/.lock")[1] is None  # released and cleaned up
