@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: demo test lint typecheck unit test-slow bench packer venv clean
+.PHONY: demo demo-down test lint typecheck unit test-slow bench packer venv clean
 
 venv: $(STAMP)
 
@@ -23,13 +23,23 @@ packer:
 	@command -v packer >/dev/null 2>&1 || { echo "installing packer (Debian package)"; \
 	  $(APT) update -q && $(APT) install -y -q packer; }
 
+# The dev environment runs on loopback: moto_server as the AWS API, the opsgit dev agent as Consul.
+DEV_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev \
+	AWS_DEFAULT_REGION=us-east-1 CONSUL_HTTP_ADDR=127.0.0.1:8500
+
 demo: venv packer
 	$(BIN)/opsgit validate
 	$(BIN)/opsgit render --env dev
-	@echo; echo "The dev environment's graph: build/envs/dev/graph.json; image templates: build/images/"
+	$(BIN)/python scripts/devservices.py up
+	$(DEV_ENV) $(BIN)/opsgit plan --env dev
+	$(DEV_ENV) $(BIN)/opsgit apply --env dev build/plans/dev.plan.json
+	@echo; echo "Run \`make demo\` again: nothing to change. \`make demo-down\` stops moto_server and the agent."
+
+demo-down: venv
+	$(BIN)/python scripts/devservices.py down
 
 lint: venv
-	$(BIN)/ruff check opsgit tests bench tasks.py
+	$(BIN)/ruff check opsgit tests bench scripts tasks.py
 
 typecheck: venv
 	$(BIN)/mypy

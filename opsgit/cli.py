@@ -39,6 +39,46 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--token", help="require this ACL token on every request")
     agent.add_argument("--node", default="opsgit-dev", help="the agent's node name (default opsgit-dev)")
 
+    plan = commands.add_parser("plan", help="refresh, diff and show what apply would do; saves the plan")
+    plan.add_argument("--env", required=True)
+    plan.add_argument("--out", type=Path, help="where to save the plan (default build/plans/ENV.plan.json)")
+    plan.add_argument("--refresh-only", action="store_true", help="only bring the state up to date with reality")
+    plan.add_argument("--target", action="append", default=[], metavar="ADDR", help="only ADDR and its dependencies")
+    plan.add_argument("--destroy", action="store_true", help="plan to destroy everything")
+    plan.add_argument("--refresh", default="true", choices=["true", "false"], help="read resources first (default)")
+    plan.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
+    plan.add_argument("--parallelism", type=int, default=10)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON (terraform show -json shape)")
+
+    apply_ = commands.add_parser("apply", help="apply a saved plan, or plan and apply after approval")
+    apply_.add_argument("--env", required=True)
+    apply_.add_argument("plan_file", nargs="?", type=Path, metavar="PLANFILE")
+    apply_.add_argument("--auto-approve", action="store_true")
+    apply_.add_argument("--parallelism", type=int, default=10)
+    apply_.add_argument("--lock-timeout", type=_duration_arg, default=0.0, help="wait this long for the run lock")
+
+    drift = commands.add_parser("drift", help="list what changed outside opsgit (exit 2 when something did)")
+    drift.add_argument("--env", required=True)
+    drift.add_argument("--json", action="store_true")
+
+    state = commands.add_parser("state", help="inspect and edit the state: list, show, rm, mv")
+    state_commands = state.add_subparsers(dest="state_command", metavar="SUBCOMMAND", required=True)
+    for verb, text in (("list", "list managed resources"), ("show", "show one resource's attributes"),
+                       ("rm", "forget resources (they keep existing)"), ("mv", "rename a resource in the state")):
+        sub = state_commands.add_parser(verb, help=text)
+        sub.add_argument("--env", required=True)
+        if verb == "show":
+            sub.add_argument("address")
+        elif verb == "rm":
+            sub.add_argument("addresses", nargs="+", metavar="ADDRESS")
+        elif verb == "mv":
+            sub.add_argument("source")
+            sub.add_argument("destination")
+    import_resource = commands.add_parser("import", help="adopt an existing object into the state")
+    import_resource.add_argument("--env", required=True)
+    import_resource.add_argument("address")
+    import_resource.add_argument("id")
+
     kv = commands.add_parser("kv", help="read and write Consul KV, as `consul kv` does")
     kv_commands = kv.add_subparsers(dest="kv_command", metavar="SUBCOMMAND", required=True)
     get = kv_commands.add_parser("get", help="print a value (or a tree with --recurse)")
@@ -103,6 +143,30 @@ def _dispatch(args: argparse.Namespace) -> Callable[[], int]:
         from opsgit.commands.agent import agent
         return lambda: agent(dev=args.dev, http_addr=args.http_addr, data_dir=args.data_dir, token=args.token,
                              node=args.node)
+    if args.command == "plan":
+        from opsgit.commands.plan import plan
+        return lambda: plan(args.env, out=args.out, refresh_only=args.refresh_only, targets=args.target,
+                            destroy=args.destroy, detailed_exitcode=args.detailed_exitcode, as_json=args.json,
+                            parallelism=args.parallelism, refresh=args.refresh == "true")
+    if args.command == "apply":
+        from opsgit.commands.apply import apply
+        return lambda: apply(args.env, args.plan_file, auto_approve=args.auto_approve, parallelism=args.parallelism,
+                             lock_timeout=args.lock_timeout)
+    if args.command == "drift":
+        from opsgit.commands.drift import drift
+        return lambda: drift(args.env, as_json=args.json)
+    if args.command == "state":
+        from opsgit.commands import state
+        if args.state_command == "list":
+            return lambda: state.state_list(args.env)
+        if args.state_command == "show":
+            return lambda: state.state_show(args.env, args.address)
+        if args.state_command == "rm":
+            return lambda: state.state_rm(args.env, args.addresses)
+        return lambda: state.state_mv(args.env, args.source, args.destination)
+    if args.command == "import":
+        from opsgit.commands.state import import_resource
+        return lambda: import_resource(args.env, args.address, args.id)
     if args.command == "kv":
         from opsgit.commands import kv
         if args.kv_command == "get":

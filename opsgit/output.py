@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from typing import Any, TextIO
 
 COLOURS = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2", "cyan": "36"}
@@ -21,8 +22,15 @@ def paint(text: str, colour: str, stream: TextIO | None = None) -> str:
     return f"\033[{COLOURS[colour]}m{text}\033[0m"
 
 
+_WRITE = threading.Lock()
+
+
 def say(text: str = "", stream: TextIO | None = None) -> None:
-    print(text, file=stream or sys.stdout, flush=True)
+    # One write per line under a lock: apply reports from several threads at once.
+    target = stream or sys.stdout
+    with _WRITE:
+        target.write(text + "\n")
+        target.flush()
 
 
 def warn(text: str) -> None:

@@ -37,4 +37,36 @@ def validate(c: Context, no_packer: bool = False) -> None:
     _run(lambda: command(packer=not no_packer))
 
 
-ns = Collection(render, validate)
+@task(iterable=["target"], help={"env": "the environment", "target": "only this address (repeatable)",
+                                 "destroy": "plan to destroy everything", "refresh_only": "only refresh the state",
+                                 "json": "print the plan as JSON"})
+def plan(c: Context, env: str, target: list[str] | None = None, destroy: bool = False, refresh_only: bool = False,
+         json: bool = False) -> None:
+    """Plan one environment: refresh, diff, print and save the plan (build/plans/ENV.plan.json)."""
+    from opsgit.commands.plan import plan as command
+    _run(lambda: command(env, targets=target or [], destroy=destroy, refresh_only=refresh_only, as_json=json))
+
+
+@task(help={"env": "the environment", "plan": "the saved plan (default: the one `invoke plan` saved)",
+            "auto_approve": "plan afresh and apply without asking when there is no saved plan"})
+def apply(c: Context, env: str, plan: str = "", auto_approve: bool = False) -> None:
+    """Apply the saved plan of an environment under its run lock."""
+    from pathlib import Path
+
+    from opsgit.commands.apply import apply as command
+    from opsgit.engine.workspace import open_workspace
+
+    def action() -> int:
+        saved = Path(plan) if plan else open_workspace(env).plan_path
+        return command(env, saved if saved.exists() else None, auto_approve=auto_approve)
+    _run(action)
+
+
+@task(help={"env": "the environment"})
+def drift(c: Context, env: str) -> None:
+    """Show what changed outside opsgit (exit 2 when something did)."""
+    from opsgit.commands.drift import drift as command
+    _run(lambda: command(env))
+
+
+ns = Collection(render, validate, plan, apply, drift)

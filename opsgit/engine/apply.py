@@ -1,0 +1,289 @@
+"""Apply: walk a Plan's changes as a DAG with bounded parallelism, recording each change durably.
+
+Creates and updates run after the changes of what they depend on; deletes run after the changes
+of what depended on them (reverse order). Every finished change is recorded through the state
+backend before anything that depends on it starts, so an interrupted apply loses nothing and the
+next one continues from there. On the first error no new work is scheduled, the work already
+started finishes, the state is saved, and the result says what was and was not done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from opsgit.engine.backends import StateBackend
+from opsgit.engine.graph import Graph
+from opsgit.engine.plan import NOOP, REPLACE_CBD, Plan, ResourceChange
+from opsgit.engine.resolve import ResolveError, contains_unknown, resolve
+from opsgit.engine.state import ResourceState, State
+from opsgit.errors import UserError
+from opsgit.providers.base import Provider, ProviderError, ResourceType
+
+DEPOSED = ":deposed"
+
+
+class StalePlan(UserError):
+    """The state changed since the plan was made."""
+
+
+@dataclass
+class ApplyResult:
+    state: State
+    added: int = 0
+    changed: int = 0
+    destroyed: int = 0
+    errors: list[str] = field(default_factory=list)
+    not_done: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary_line(self) -> str:
+        return (f"Apply complete! Resources: {self.added} added, {self.changed} changed, "
+                f"{self.destroyed} destroyed.")
+
+
+@dataclass
+class _Operation:
+    key: str
+    kind: str  # apply, delete, delete-deposed
+    change: ResourceChange
+    needs: set[str] = field(default_factory=set)
+    needed_by: list[str] = field(default_factory=list)
+
+
+def check_fresh(plan: Plan, state: State) -> None:
+    if plan.lineage != state.lineage and (state.serial > 0 or state.resources):
+        raise StalePlan("saved plan does not match the state (a different lineage)",
+                        hint="the state was replaced since the plan was made; run `opsgit plan` again")
+    if plan.serial != state.serial:
+        raise StalePlan(f"saved plan is stale: the state changed since the plan was made (serial {plan.serial}, "
+                        f"now {state.serial})", hint="it was applied already, or another run changed the state; "
+                        "run `opsgit plan` again")
+
+
+class Applier:
+    def __init__(self, plan: Plan, backend: StateBackend, providers: Mapping[str, Provider], *,
+                 parallelism: int = 10, progress: Callable[[str], None] = print) -> None:
+        if plan.graph is None:
+            raise UserError("the plan carries no graph", hint="make it with `opsgit plan --out FILE`")
+        self.plan = plan
+        self.graph: Graph = plan.graph
+        self.backend = backend
+        self.providers = providers
+        self.parallelism = max(1, parallelism)
+        self.progress = progress
+        self._lock = threading.Lock()
+        self.resources: dict[str, ResourceState] = {}
+        self.serial = 0
+        self.lineage = ""
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _record(self, address: str, resource: ResourceState | None) -> None:
+        with self._lock:
+            self.serial += 1
+            self.backend.record(self.lineage, self.serial, address, resource)
+            if resource is None:
+                self.resources.pop(address, None)
+            else:
+                self.resources[address] = resource
+
+    def _kind(self, provider: str, type_name: str) -> ResourceType:
+        return self.providers[provider].resource_types[type_name]
+
+    # -- run ---------------------------------------------------------------------------------
+
+    def run(self) -> ApplyResult:
+        state = self.backend.load()
+        check_fresh(self.plan, state)
+        self.lineage, self.serial = state.lineage, state.serial
+        self.resources = dict(state.resources)
+        for address, refreshed in self.plan.refreshed.items():
+            known = self.resources.get(address)
+            if known is None:
+                continue
+            self._record(address, None if refreshed is None else replace(known, attributes=refreshed))
+        result = ApplyResult(state=state)
+        if self.plan.mode != "refresh-only":
+            self._walk(self._operations(), result)
+        outputs = self._outputs()
+        final = State(lineage=self.lineage, serial=self.serial + 1, resources=dict(self.resources), outputs=outputs)
+        self.backend.compact(final)
+        result.state = final
+        return result
+
+    def _operations(self) -> dict[str, _Operation]:
+        operations: dict[str, _Operation] = {}
+        for change in self.plan.resource_changes:
+            if change.actions == NOOP:
+                continue
+            if change.actions == ("delete",):
+                operations["delete:" + change.address] = _Operation("delete:" + change.address, "delete", change)
+            else:
+                operations[change.address] = _Operation(change.address, "apply", change)
+                if change.actions == REPLACE_CBD:
+                    key = "deposed:" + change.address
+                    operations[key] = _Operation(key, "delete-deposed", change, {change.address})
+        dependants: dict[str, set[str]] = {}
+        for address, resource in self.resources.items():
+            for dependency in resource.dependencies:
+                dependants.setdefault(dependency, set()).add(address)
+        for key, operation in operations.items():
+            address = operation.change.address
+            if operation.kind == "apply":
+                operation.needs |= {d for d in operation.change.dependencies if d in operations}
+            else:
+                # a delete waits for everything that used the object to let go of it first
+                users = dependants.get(address, set()) | {
+                    a for a, r in self.graph.resources.items() if address in r.dependencies}
+                operation.needs |= {u for u in users if u in operations} | {
+                    "delete:" + u for u in users if "delete:" + u in operations}
+                operation.needs.discard(key)
+        for key, operation in operations.items():
+            for need in operation.needs:
+                operations[need].needed_by.append(key)
+        return operations
+
+    def _walk(self, operations: dict[str, _Operation], result: ApplyResult) -> None:
+        waiting = {key: len(op.needs) for key, op in operations.items()}
+        ready = [key for key, count in waiting.items() if count == 0]
+        running: dict[Future[str], str] = {}
+        completed: set[str] = set()
+        stopped = False
+        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+            while ready or running:
+                while ready and not stopped and len(running) < self.parallelism:
+                    key = ready.pop()
+                    running[pool.submit(self._execute, operations[key])] = key
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    key = running.pop(future)
+                    operation = operations[key]
+                    try:
+                        counted = future.result()
+                    except Exception as error:  # one resource failed: report it, stop scheduling
+                        message = str(error) if isinstance(error, ProviderError) else \
+                            f"{operation.change.address}: {_describe(error)}"
+                        result.errors.append(message)
+                        self.progress(f"Error: {message}")
+                        stopped = True
+                        continue
+                    completed.add(key)
+                    if counted == "added":
+                        result.added += 1
+                    elif counted == "changed":
+                        result.changed += 1
+                    elif counted == "destroyed":
+                        result.destroyed += 1
+                    elif counted == "replaced":
+                        result.added += 1
+                        result.destroyed += 1
+                    for follower in operation.needed_by:
+                        waiting[follower] -= 1
+                        if waiting[follower] == 0:
+                            ready.append(follower)
+        if result.errors:
+            result.not_done = sorted({operations[k].change.address for k in operations if k not in completed})
+
+    # -- one operation ---------------------------------------------------------------------
+
+    def _execute(self, operation: _Operation) -> str:
+        change = operation.change
+        address = change.address
+        kind = self._kind(change.provider, change.type)
+        started = time.monotonic()
+        try:
+            if operation.kind == "delete":
+                current = self.resources.get(address)
+                self.progress(f"{address}: Destroying... [id={current.id if current else '?'}]")
+                if current is not None:
+                    kind.delete(current.id, current.attributes)
+                self._record(address, None)
+                self.progress(f"{address}: Destruction complete after {_took(started)}")
+                return "destroyed"
+            if operation.kind == "delete-deposed":
+                deposed = self.resources.get(address + DEPOSED)
+                if deposed is not None:
+                    self.progress(f"{address} (deposed object): Destroying... [id={deposed.id}]")
+                    kind.delete(deposed.id, deposed.attributes)
+                    self._record(address + DEPOSED, None)
+                return "none"
+            return self._apply_one(change, kind, started)
+        except ProviderError:
+            raise
+        except Exception as error:
+            raise ProviderError(f"{address}: {_describe(error)}") from None
+
+    def _apply_one(self, change: ResourceChange, kind: ResourceType, started: float) -> str:
+        address = change.address
+        resource = self.graph.resources[address]
+        with self._lock:
+            snapshot = {a: r.attributes for a, r in self.resources.items()}
+        try:
+            config = resolve(dict(resource.attributes), snapshot.get, self._instances)
+        except ResolveError as error:
+            raise ProviderError(f"{address}: {error}") from None
+        if contains_unknown(config):
+            raise ProviderError(f"{address}: a value is still unknown at apply time")
+        current = self.resources.get(address)
+        if change.actions == ("update",) and current is not None:
+            self.progress(f"{address}: Modifying... [id={current.id}]")
+            attributes = kind.update(current.id, current.attributes, config)
+            self._record(address, ResourceState(address, resource.type, resource.provider, current.id, attributes,
+                                                resource.dependencies))
+            self.progress(f"{address}: Modifications complete after {_took(started)} [id={current.id}]")
+            return "changed"
+        replacing = current is not None
+        if replacing and change.actions != REPLACE_CBD and current is not None:
+            self.progress(f"{address}: Destroying... [id={current.id}]")
+            kind.delete(current.id, current.attributes)
+            self._record(address, None)
+        elif replacing and current is not None:
+            self._record(address + DEPOSED, replace(current, address=address + DEPOSED))
+        self.progress(f"{address}: Creating...")
+        token = hashlib.sha256(f"{self.lineage}:{address}:{current.id if current else ''}".encode()).hexdigest()[:32]
+        resource_id, attributes = kind.create(config, token)
+        self._record(address, ResourceState(address, resource.type, resource.provider, resource_id, attributes,
+                                            resource.dependencies))
+        self.progress(f"{address}: Creation complete after {_took(started)} [id={resource_id}]")
+        return "replaced" if replacing else "added"
+
+    def _instances(self, block: str) -> list[str]:
+        return [a for a in self.graph.resources if a == block or a.startswith(block + "[")]
+
+    def _outputs(self) -> dict[str, dict[str, Any]]:
+        values = {a: r.attributes for a, r in self.resources.items()}
+        outputs = {}
+        for name, expression in self.graph.outputs.items():
+            try:
+                value = resolve(expression, values.get, self._instances)
+            except ResolveError:
+                continue
+            if contains_unknown(value):
+                continue
+            outputs[name] = {"value": value, "sensitive": name in self.graph.sensitive_outputs}
+        return outputs
+
+
+def _took(started: float) -> str:
+    seconds = time.monotonic() - started
+    return f"{seconds:.0f}s" if seconds >= 1 else f"{seconds * 1000:.0f}ms"
+
+
+def _describe(error: BaseException) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        detail = response["Error"]
+        return f"{detail.get('Code', type(error).__name__)}: {detail.get('Message', '')}".strip()
+    text = " ".join(str(error).split())
+    return text[:300] or type(error).__name__

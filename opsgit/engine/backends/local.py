@@ -1,0 +1,93 @@
+"""Local state: `.opsgit/state/<env>.json`, plus an append-only journal beside it.
+
+Every completed resource change is one fsynced line appended to `<env>.journal`, so persisting a
+change costs the same whatever the size of the state; Terraform instead rewrites the whole state
+file after every change, which makes large applies quadratic. `compact` folds the journal into the
+state file (written to a temporary file, fsynced, renamed over, one backup kept) and empties the
+journal. `load` replays whatever journal a crash left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from opsgit.engine.state import ResourceState, State
+from opsgit.errors import UserError
+
+
+class LocalBackend:
+    def __init__(self, settings: Mapping[str, Any], env: str, root: Path) -> None:
+        directory = Path(settings.get("path") or ".opsgit/state")
+        self.directory = directory if directory.is_absolute() else root / directory
+        self.path = self.directory / f"{env}.json"
+        self.journal = self.directory / f"{env}.journal"
+        self.location = f"file {self.path.relative_to(root) if self.path.is_relative_to(root) else self.path}"
+        self._journal_handle: Any = None
+
+    def load(self) -> State:
+        state = State.new()
+        if self.path.exists():
+            try:
+                state = State.from_json(json.loads(self.path.read_text()))
+            except (ValueError, KeyError, TypeError) as error:
+                raise UserError(f"state file is unreadable: {error}", file=str(self.path),
+                                hint=f"restore {self.path.name}.backup, or fix the file") from None
+        return self._replay(state)
+
+    def _replay(self, state: State) -> State:
+        if not self.journal.exists():
+            return state
+        resources = dict(state.resources)
+        serial = state.serial
+        with self.journal.open() as journal:
+            for line in journal:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    break  # a torn last line: the change it described was never acknowledged
+                if record.get("lineage") != state.lineage or record["serial"] <= serial:
+                    continue
+                serial = record["serial"]
+                if record.get("resource"):
+                    resources[record["address"]] = ResourceState.from_json(record["resource"])
+                else:
+                    resources.pop(record["address"], None)
+        return replace(state, serial=serial, resources=resources)
+
+    def record(self, lineage: str, serial: int, address: str, resource: ResourceState | None) -> None:
+        entry = {"lineage": lineage, "serial": serial, "address": address,
+                 "resource": resource.to_json() if resource else None}
+        if self._journal_handle is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._journal_handle = os.fdopen(fd, "a")
+        self._journal_handle.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        self._journal_handle.flush()
+        os.fsync(self._journal_handle.fileno())
+
+    def compact(self, state: State) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state.to_json(), handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if self.path.exists():
+            os.replace(self.path, self.path.with_name(self.path.name + ".backup"))
+        os.replace(temporary, self.path)
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        if self._journal_handle is not None:
+            self._journal_handle.close()
+            self._journal_handle = None
+        self.journal.unlink(missing_ok=True)

@@ -1,0 +1,421 @@
+"""Plan: refresh what the state knows, resolve references, and diff desired against actual.
+
+The result is a `Plan` value: the actions per resource address (Terraform's vocabulary and JSON
+shape, `terraform show -json`), the drift found while refreshing, the output changes, and what
+it was made from (graph, state lineage and serial, input hash), so that `apply` can refuse it
+once the state has moved on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsgit.engine.graph import Graph, Resource
+from opsgit.engine.resolve import UNKNOWN, ResolveError, contains_unknown, known, resolve, unknown_paths
+from opsgit.engine.state import ResourceState, State
+from opsgit.errors import UserError
+from opsgit.providers.base import Provider, ProviderError, ResourceType
+
+FORMAT_VERSION = "1.2"
+READ_BATCH = 100
+
+CREATE, UPDATE, DELETE, NOOP = ("create",), ("update",), ("delete",), ("no-op",)
+REPLACE, REPLACE_CBD = ("delete", "create"), ("create", "delete")
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    address: str
+    type: str
+    provider: str
+    actions: tuple[str, ...]
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    replace_paths: tuple[str, ...] = ()
+    action_reason: str | None = None
+    sensitive: frozenset[str] = frozenset()
+    dependencies: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.address.rsplit(".", 1)[-1].split("[", 1)[0]
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "address": self.address, "mode": "managed", "type": self.type, "name": self.name,
+            "provider_name": self.provider,
+            "change": {"actions": list(self.actions), "before": _masked(self.before, self.sensitive),
+                       "after": _masked(known(self.after), self.sensitive),
+                       "after_unknown": unknown_paths(self.after) if self.after is not None else {},
+                       "before_sensitive": {k: True for k in self.sensitive if self.before and k in self.before},
+                       "after_sensitive": {k: True for k in self.sensitive if self.after and k in self.after}},
+            "dependencies": list(self.dependencies),
+        }
+        if self.replace_paths:
+            data["change"]["replace_paths"] = [[p] for p in self.replace_paths]
+        if self.action_reason:
+            data["action_reason"] = self.action_reason
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ResourceChange:
+        change = data["change"]
+        return cls(address=data["address"], type=data["type"], provider=data["provider_name"],
+                   actions=tuple(change["actions"]), before=change["before"], after=change["after"],
+                   replace_paths=tuple(p[0] for p in change.get("replace_paths", [])),
+                   action_reason=data.get("action_reason"),
+                   sensitive=frozenset(change.get("after_sensitive", {}))
+                   | frozenset(change.get("before_sensitive", {})),
+                   dependencies=tuple(data.get("dependencies", ())))
+
+
+def _masked(value: Mapping[str, Any] | None, sensitive: frozenset[str]) -> Mapping[str, Any] | None:
+    if value is None or not sensitive:
+        return value
+    return {k: ("(sensitive value)" if k in sensitive else v) for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class Plan:
+    env: str
+    mode: str
+    lineage: str
+    serial: int
+    input_hash: str
+    resource_changes: tuple[ResourceChange, ...]
+    resource_drift: tuple[ResourceChange, ...] = ()
+    output_changes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    refreshed: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    graph: Graph | None = None
+    base_commit: str | None = None
+    head_commit: str | None = None
+    targets: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> tuple[int, int, int]:
+        add = sum(1 for c in self.resource_changes if "create" in c.actions)
+        change = sum(1 for c in self.resource_changes if c.actions == UPDATE)
+        destroy = sum(1 for c in self.resource_changes if "delete" in c.actions)
+        return add, change, destroy
+
+    @property
+    def has_changes(self) -> bool:
+        return (any(c.actions != NOOP for c in self.resource_changes)
+                or (bool(self.resource_drift) and self.mode == "refresh-only")
+                or any(o["actions"] != ["no-op"] for o in self.output_changes.values()))
+
+    def summary_line(self) -> str:
+        if self.mode == "refresh-only":
+            return (f"Drift: {len(self.resource_drift)} resource(s) changed outside opsgit."
+                    if self.resource_drift else "No changes. Your infrastructure still matches the state.")
+        if not any(c.actions != NOOP for c in self.resource_changes):
+            return "No changes. Your infrastructure matches the configuration."
+        add, change, destroy = self.summary
+        return f"Plan: {add} to add, {change} to change, {destroy} to destroy."
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION, "opsgit_version": _version(), "env": self.env, "mode": self.mode,
+            "base_commit": self.base_commit, "head_commit": self.head_commit, "input_hash": self.input_hash,
+            "state": {"lineage": self.lineage, "serial": self.serial},
+            "resource_changes": [c.to_json() for c in self.resource_changes if c.actions != NOOP],
+            "resource_drift": [c.to_json() for c in self.resource_drift],
+            "output_changes": self.output_changes,
+            "summary": dict(zip(("add", "change", "destroy"), self.summary, strict=True)),
+            "applyable": self.has_changes, "targets": list(self.targets),
+        }
+
+    def to_file(self) -> dict[str, Any]:
+        """The saved plan: the JSON plan plus what apply needs (no-ops, refreshed values, the graph)."""
+        data = self.to_json()
+        data["resource_changes"] = [c.to_json() for c in self.resource_changes]
+        data["refreshed"] = self.refreshed
+        data["graph"] = self.graph.to_json() if self.graph else None
+        data["internal_after"] = {c.address: _encode_unknown(c.after) for c in self.resource_changes}
+        return data
+
+    @classmethod
+    def from_file(cls, data: Mapping[str, Any]) -> Plan:
+        afters = data.get("internal_after", {})
+        changes = []
+        for item in data["resource_changes"]:
+            change = ResourceChange.from_json(item)
+            changes.append(ResourceChange(change.address, change.type, change.provider, change.actions,
+                                          change.before, _decode_unknown(afters.get(change.address)),
+                                          change.replace_paths, change.action_reason, change.sensitive,
+                                          change.dependencies))
+        return cls(env=data["env"], mode=data["mode"], lineage=data["state"]["lineage"],
+                   serial=int(data["state"]["serial"]), input_hash=data["input_hash"],
+                   resource_changes=tuple(changes),
+                   resource_drift=tuple(ResourceChange.from_json(c) for c in data.get("resource_drift", [])),
+                   output_changes=data.get("output_changes", {}), refreshed=data.get("refreshed", {}),
+                   graph=Graph.from_json(data["graph"]) if data.get("graph") else None,
+                   base_commit=data.get("base_commit"), head_commit=data.get("head_commit"),
+                   targets=tuple(data.get("targets", ())))
+
+
+_UNKNOWN_MARK = {"__opsgit_unknown__": True}
+
+
+def _encode_unknown(value: Any) -> Any:
+    if value is UNKNOWN:
+        return _UNKNOWN_MARK
+    if isinstance(value, dict):
+        return {k: _encode_unknown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode_unknown(v) for v in value]
+    return value
+
+
+def _decode_unknown(value: Any) -> Any:
+    if value == _UNKNOWN_MARK:
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {k: _decode_unknown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_unknown(v) for v in value]
+    return value
+
+
+def _version() -> str:
+    from opsgit import __version__
+    return __version__
+
+
+def input_hash(graph: Graph) -> str:
+    return hashlib.sha256(json.dumps(graph.to_json(), sort_keys=True).encode()).hexdigest()
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+@dataclass
+class Planner:
+    graph: Graph
+    state: State
+    providers: Mapping[str, Provider]
+    parallelism: int = 10
+
+    def resource_type(self, provider: str, type_name: str, source: str = "") -> ResourceType:
+        found = self.providers.get(provider)
+        types = found.resource_types if found else {}
+        if type_name not in types:
+            file, _, line = source.rpartition(":")
+            import difflib
+            close = difflib.get_close_matches(type_name, list(types), n=1)
+            raise UserError(f"unknown resource type {type_name!r} for provider {provider!r}",
+                            file=file or None, line=int(line) if line.isdigit() else None,
+                            hint=f"did you mean {close[0]!r}?" if close else
+                            f"{provider} supports {', '.join(sorted(types)) or 'no resource types'}")
+        return types[type_name]
+
+    def check_config(self) -> None:
+        for resource in self.graph.resources.values():
+            kind = self.resource_type(resource.provider, resource.type, resource.source)
+            problem = kind.schema.check(resource.type, resource.attributes)
+            if problem:
+                file, _, line = resource.source.rpartition(":")
+                raise UserError(f"{resource.address}: {problem}", file=file or None,
+                                line=int(line) if line.isdigit() else None)
+
+    def refresh(self) -> dict[str, dict[str, Any] | None]:
+        """Read every resource in state: per type, in batches, in parallel (bounded)."""
+        groups: dict[tuple[str, str], list[ResourceState]] = {}
+        for resource in self.state.resources.values():
+            groups.setdefault((resource.provider, resource.type), []).append(resource)
+        jobs = []
+        for (provider, type_name), members in sorted(groups.items()):
+            kind = self.resource_type(provider, type_name)
+            for start in range(0, len(members), READ_BATCH):
+                jobs.append((kind, members[start:start + READ_BATCH]))
+        refreshed: dict[str, dict[str, Any] | None] = {}
+
+        def read(job: tuple[ResourceType, list[ResourceState]]) -> list[tuple[str, dict[str, Any] | None]]:
+            kind, members = job
+            try:
+                found = kind.read_many([(m.id, m.attributes) for m in members])
+            except ProviderError:
+                raise
+            except Exception as error:  # provider SDK errors: name the resources
+                raise ProviderError(f"refreshing {members[0].address}"
+                                    + (f" and {len(members) - 1} more" if len(members) > 1 else "")
+                                    + f" failed: {_describe(error)}") from None
+            return [(m.address, attributes) for m, attributes in zip(members, found, strict=True)]
+
+        if len(jobs) <= 1 or self.parallelism <= 1:
+            results = [read(job) for job in jobs]
+        else:
+            with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+                results = list(pool.map(read, jobs))
+        for batch in results:
+            refreshed.update(batch)
+        return refreshed
+
+    def plan(self, *, mode: str = "normal", refresh: bool = True, targets: Sequence[str] = (),
+             base_commit: str | None = None, head_commit: str | None = None) -> Plan:
+        self.check_config()
+        refreshed = self.refresh() if refresh else {a: dict(r.attributes) for a, r in self.state.resources.items()}
+        drift = self._drift(refreshed)
+        current = {a: v for a, v in refreshed.items() if v is not None}
+        wanted = self._targets(targets)
+        changes: list[ResourceChange] = []
+        planned: dict[str, Any] = {}
+        if mode != "refresh-only":
+            if mode != "destroy":
+                for address in self.graph.order():
+                    if wanted is not None and address not in wanted:
+                        if address in current:
+                            planned[address] = current[address]
+                        continue
+                    change = self._diff(self.graph.resources[address], current.get(address), planned)
+                    changes.append(change)
+            changes.extend(self._deletions(current, wanted, destroying=mode == "destroy"))
+        outputs = self._outputs(planned if mode == "normal" else current, mode)
+        return Plan(env=self.graph.env, mode=mode, lineage=self.state.lineage, serial=self.state.serial,
+                    input_hash=input_hash(self.graph), resource_changes=tuple(changes), resource_drift=drift,
+                    output_changes=outputs,
+                    refreshed={a: refreshed.get(a) for a in (c.address for c in drift)},
+                    graph=self.graph, base_commit=base_commit, head_commit=head_commit, targets=tuple(targets))
+
+    def _lookup(self, planned: Mapping[str, Any], current: Mapping[str, Any]) -> Any:
+        def lookup(address: str) -> Any:
+            if address in planned:
+                return planned[address]
+            return current.get(address)
+        return lookup
+
+    def _instances(self, block: str) -> list[str]:
+        return [a for a in self.graph.resources if a == block or a.startswith(block + "[")]
+
+    def _diff(self, resource: Resource, current: Mapping[str, Any] | None, planned: dict[str, Any]) -> ResourceChange:
+        kind = self.resource_type(resource.provider, resource.type, resource.source)
+        try:
+            config = resolve(dict(resource.attributes), lambda a: planned.get(a), self._instances)
+        except ResolveError as error:
+            file, _, line = resource.source.rpartition(":")
+            raise UserError(f"{resource.address}: {error}", file=file or None,
+                            line=int(line) if line.isdigit() else None) from None
+        computed = {name: UNKNOWN for name, spec in kind.schema.fields.items() if spec.computed and name not in config}
+        sensitive = kind.schema.sensitive
+        if current is None:
+            planned[resource.address] = {**computed, **config}
+            return ResourceChange(resource.address, resource.type, resource.provider, CREATE, None,
+                                  planned[resource.address], sensitive=sensitive, dependencies=resource.dependencies)
+        ignored = resource.lifecycle.get("ignore_changes", [])
+        changed = sorted(key for key, value in config.items()
+                         if ignored != "all" and key not in ignored and value != current.get(key))
+        if not changed:
+            planned[resource.address] = dict(current)
+            return ResourceChange(resource.address, resource.type, resource.provider, NOOP, current, current,
+                                  sensitive=sensitive, dependencies=resource.dependencies)
+        forcing = tuple(key for key in changed if key in kind.schema.force_new)
+        if forcing:
+            if resource.lifecycle.get("prevent_destroy"):
+                file, _, line = resource.source.rpartition(":")
+                raise UserError(f"{resource.address} has lifecycle.prevent_destroy, but this plan would replace "
+                                f"it ({', '.join(forcing)} changed)", file=file or None,
+                                line=int(line) if line.isdigit() else None)
+            planned[resource.address] = {**computed, **{k: UNKNOWN for k in current if
+                                                       kind.schema.fields.get(k, _NO_FIELD).computed}, **config}
+            actions = REPLACE_CBD if resource.lifecycle.get("create_before_destroy") else REPLACE
+            return ResourceChange(resource.address, resource.type, resource.provider, actions, current,
+                                  planned[resource.address], forcing, "replace_because_cannot_update", sensitive,
+                                  resource.dependencies)
+        planned[resource.address] = {**current, **config}
+        return ResourceChange(resource.address, resource.type, resource.provider, UPDATE, current,
+                              planned[resource.address], sensitive=sensitive, dependencies=resource.dependencies)
+
+    def _deletions(self, current: Mapping[str, Any], wanted: set[str] | None, *, destroying: bool
+                   ) -> list[ResourceChange]:
+        deletions = []
+        for address, attributes in sorted(current.items()):
+            if address in self.graph.resources and not destroying:
+                continue
+            if wanted is not None and address not in wanted:
+                continue
+            known_resource = self.state.resources[address]
+            config = self.graph.resources.get(address)
+            if config is not None and config.lifecycle.get("prevent_destroy"):
+                file, _, line = config.source.rpartition(":")
+                raise UserError(f"{address} has lifecycle.prevent_destroy and cannot be destroyed",
+                                file=file or None, line=int(line) if line.isdigit() else None)
+            block = address.split("[", 1)[0]
+            reason = ("delete_because_count_index" if any(a.startswith(block + "[") for a in self.graph.resources)
+                      else None if destroying else "delete_because_no_resource_config")
+            kind = self.resource_type(known_resource.provider, known_resource.type)
+            deletions.append(ResourceChange(address, known_resource.type, known_resource.provider, DELETE,
+                                            attributes, None, action_reason=reason, sensitive=kind.schema.sensitive,
+                                            dependencies=known_resource.dependencies))
+        return deletions
+
+    def _drift(self, refreshed: Mapping[str, dict[str, Any] | None]) -> tuple[ResourceChange, ...]:
+        drift = []
+        for address, resource in sorted(self.state.resources.items()):
+            now = refreshed.get(address)
+            if now == dict(resource.attributes):
+                continue
+            actions = DELETE if now is None else UPDATE
+            kind = self.resource_type(resource.provider, resource.type)
+            drift.append(ResourceChange(address, resource.type, resource.provider, actions,
+                                        resource.attributes, now, sensitive=kind.schema.sensitive))
+        return tuple(drift)
+
+    def _targets(self, targets: Iterable[str]) -> set[str] | None:
+        targets = list(targets)
+        if not targets:
+            return None
+        wanted: set[str] = set()
+        pending = []
+        for target in targets:
+            matched = [a for a in (*self.graph.resources, *self.state.resources)
+                       if a == target or a.startswith(target + "[") or a.startswith(target + ".")]
+            if not matched:
+                raise UserError(f"--target {target!r} matches no resource",
+                                hint="give an address such as module.web-east.aws_instance.web[0]")
+            pending.extend(matched)
+        while pending:
+            address = pending.pop()
+            if address in wanted:
+                continue
+            wanted.add(address)
+            resource = self.graph.resources.get(address)
+            if resource is not None:
+                pending.extend(resource.dependencies)
+        return wanted
+
+    def _outputs(self, values: Mapping[str, Any], mode: str) -> dict[str, dict[str, Any]]:
+        changes: dict[str, dict[str, Any]] = {}
+        for name, expression in self.graph.outputs.items():
+            try:
+                value = resolve(expression, lambda a: values.get(a), self._instances) if mode != "destroy" else None
+            except ResolveError:
+                value = UNKNOWN
+            before = (self.state.outputs.get(name) or {}).get("value")
+            sensitive = name in self.graph.sensitive_outputs
+            action = "no-op" if before == value else "create" if name not in self.state.outputs else "update"
+            if mode == "destroy":
+                action = "delete"
+            changes[name] = {"actions": [action], "before": None if sensitive else before,
+                             "after": None if sensitive else known(value), "after_unknown": contains_unknown(value),
+                             "sensitive": sensitive}
+        for name in self.state.outputs:
+            if name not in self.graph.outputs:
+                changes[name] = {"actions": ["delete"], "before": self.state.outputs[name].get("value"),
+                                 "after": None, "after_unknown": False, "sensitive": False}
+        return changes
+
+
+class _NoField:
+    computed = False
+
+
+_NO_FIELD = _NoField()
+
+
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:300] or type(error).__name__

@@ -1,0 +1,68 @@
+"""The state of one environment: a plain value, and its JSON form.
+
+    {"version": 1, "lineage": "<uuid>", "serial": 12,
+     "resources": [{"address", "type", "provider", "id", "attributes", "dependencies"}],
+     "outputs": {"name": {"value": ..., "sensitive": false}}}
+
+`lineage` is fixed when a state is born; `serial` grows with every persisted change, so a saved
+plan can tell whether the state moved on since it was made.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ResourceState:
+    address: str
+    type: str
+    provider: str
+    id: str
+    attributes: Mapping[str, Any]
+    dependencies: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": self.address, "type": self.type, "provider": self.provider, "id": self.id,
+                "attributes": self.attributes, "dependencies": list(self.dependencies)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ResourceState:
+        return cls(address=data["address"], type=data["type"], provider=data["provider"], id=str(data["id"]),
+                   attributes=data.get("attributes") or {}, dependencies=tuple(data.get("dependencies") or ()))
+
+
+@dataclass(frozen=True)
+class State:
+    lineage: str
+    serial: int = 0
+    resources: Mapping[str, ResourceState] = field(default_factory=dict)
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls) -> State:
+        return cls(lineage=str(uuid.uuid4()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "lineage": self.lineage, "serial": self.serial,
+                "resources": [r.to_json() for _, r in sorted(self.resources.items())],
+                "outputs": dict(self.outputs)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> State:
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported state version {data.get('version')!r}")
+        resources = [ResourceState.from_json(r) for r in data.get("resources") or []]
+        return cls(lineage=str(data["lineage"]), serial=int(data["serial"]),
+                   resources={r.address: r for r in resources}, outputs=data.get("outputs") or {})
+
+    def with_resource(self, resource: ResourceState, serial: int) -> State:
+        return replace(self, serial=serial, resources={**self.resources, resource.address: resource})
+
+    def without_resource(self, address: str, serial: int) -> State:
+        return replace(self, serial=serial, resources={a: r for a, r in self.resources.items() if a != address})

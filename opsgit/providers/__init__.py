@@ -1,0 +1,1 @@
+"""Providers: one module per provider behind the `Provider` protocol, found through `REGISTRY`."""

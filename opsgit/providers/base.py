@@ -1,0 +1,101 @@
+"""The provider protocol, resource schemas, and the registry (imported lazily: planning a
+Consul-only environment never imports boto3)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opsgit.errors import UserError
+
+REGISTRY: dict[str, str] = {
+    "aws": "opsgit.providers.aws",
+    "consul": "opsgit.providers.consul",
+    "local": "opsgit.providers.local",
+    "null": "opsgit.providers.null",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    required: bool = False
+    # set by the provider (an id, an address); shown as (known after apply) until then
+    computed: bool = False
+    # a change can only be made by replacing the resource
+    force_new: bool = False
+    # never shown in plans, statuses or logs
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class Schema:
+    fields: Mapping[str, Field] = field(default_factory=dict)
+
+    def check(self, type_name: str, config: Mapping[str, Any]) -> str | None:
+        """A problem with a resource's configuration, or None."""
+        for name in config:
+            known = self.fields.get(name)
+            if known is None:
+                import difflib
+                close = difflib.get_close_matches(name, list(self.fields), n=1)
+                return f"{type_name} has no attribute {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+        for name, spec in self.fields.items():
+            if spec.required and name not in config:
+                return f"{type_name} needs attribute {name!r}"
+        return None
+
+    @property
+    def sensitive(self) -> frozenset[str]:
+        return frozenset(name for name, spec in self.fields.items() if spec.sensitive)
+
+    @property
+    def force_new(self) -> frozenset[str]:
+        return frozenset(name for name, spec in self.fields.items() if spec.force_new)
+
+
+class ResourceType(Protocol):
+    schema: Schema
+
+    # the resource's attributes as they are now (config-shaped, plus computed ones); None if gone
+    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None: ...
+
+    # the same for many resources, with as few API calls as the API allows
+    def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]: ...
+
+    # create; `token` is stable across a crash and a retry, so a create that happened but was
+    # never recorded is found and adopted instead of made twice
+    def create(self, config: Mapping[str, Any], token: str) -> tuple[str, dict[str, Any]]: ...
+
+    def update(self, resource_id: str, old: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def delete(self, resource_id: str, attributes: Mapping[str, Any]) -> None: ...
+
+
+class Provider(Protocol):
+    name: str
+    resource_types: Mapping[str, ResourceType]
+
+
+class ReadEach:
+    """`read_many` for APIs that can only read one resource at a time."""
+
+    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
+        return [self.read(resource_id, attributes) for resource_id, attributes in items]
+
+
+class ProviderError(UserError):
+    """A provider call failed; the message names the resource address."""
+
+
+def load_provider(name: str, config: Mapping[str, Any]) -> Provider:
+    module_name = REGISTRY.get(name)
+    if module_name is None:
+        raise UserError(f"unknown provider {name!r}", hint=f"known providers: {', '.join(sorted(REGISTRY))}")
+    module = importlib.import_module(module_name)
+    provider: Provider = module.make(config)
+    return provider
