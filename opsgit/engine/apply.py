@@ -112,8 +112,12 @@ class Applier:
                 continue
             self._record(address, None if refreshed is None else replace(known, attributes=refreshed))
         result = ApplyResult(state=state)
-        if self.plan.mode != "refresh-only":
-            self._walk(self._operations(), result)
+        try:
+            if self.plan.mode != "refresh-only":
+                self._walk(self._operations(), result)
+        except BaseException:
+            self.backend.close()  # everything recorded so far is in the journal
+            raise
         outputs = self._outputs()
         final = State(lineage=self.lineage, serial=self.serial + 1, resources=dict(self.resources), outputs=outputs)
         self.backend.compact(final)
@@ -175,7 +179,6 @@ class Applier:
                         message = str(error) if isinstance(error, ProviderError) else \
                             f"{operation.change.address}: {_describe(error)}"
                         result.errors.append(message)
-                        self.progress(f"Error: {message}")
                         stopped = True
                         continue
                     completed.add(key)

@@ -102,7 +102,7 @@ def format_plan(plan: Plan) -> str:
         out += [f"  {symbol:>3} {LEGEND[symbol]}" for symbol in used]
         out += ["", "opsgit will perform the following actions:", ""]
         for change in changes:
-            out += format_change(change) + [""]
+            out += [*format_change(change), ""]
     out.append(plan.summary_line())
     moved_outputs = {k: v for k, v in plan.output_changes.items() if v["actions"] != ["no-op"]}
     if moved_outputs and plan.mode != "refresh-only":

@@ -26,6 +26,9 @@ class StateBackend(Protocol):
     # write the whole state (and its outputs) and clear the journal
     def compact(self, state: State) -> None: ...
 
+    # release open files without compacting
+    def close(self) -> None: ...
+
 
 BACKENDS = {"local": "opsgit.engine.backends.local:LocalBackend", "s3": "opsgit.engine.backends.s3:S3Backend"}
 

@@ -42,6 +42,14 @@ class LocalBackend:
     def _replay(self, state: State) -> State:
         if not self.journal.exists():
             return state
+        if not self.path.exists():
+            # A first apply that died before its first compaction: the journal knows the lineage.
+            with self.journal.open() as journal:
+                first = journal.readline()
+            try:
+                state = replace(state, lineage=json.loads(first)["lineage"])
+            except (ValueError, KeyError):
+                return state
         resources = dict(state.resources)
         serial = state.serial
         with self.journal.open() as journal:
@@ -70,6 +78,12 @@ class LocalBackend:
         self._journal_handle.flush()
         os.fsync(self._journal_handle.fileno())
 
+    def close(self) -> None:
+        """Let go of the journal without compacting (what a crash would leave)."""
+        if self._journal_handle is not None:
+            self._journal_handle.close()
+            self._journal_handle = None
+
     def compact(self, state: State) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
@@ -87,7 +101,5 @@ class LocalBackend:
             os.fsync(directory)
         finally:
             os.close(directory)
-        if self._journal_handle is not None:
-            self._journal_handle.close()
-            self._journal_handle = None
+        self.close()
         self.journal.unlink(missing_ok=True)
