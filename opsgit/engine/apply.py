@@ -140,14 +140,16 @@ class Applier:
         for address, resource in self.resources.items():
             for dependency in resource.dependencies:
                 dependants.setdefault(dependency, set()).add(address)
+        for address, config in self.graph.resources.items():
+            for dependency in config.dependencies:
+                dependants.setdefault(dependency, set()).add(address)
         for key, operation in operations.items():
             address = operation.change.address
             if operation.kind == "apply":
                 operation.needs |= {d for d in operation.change.dependencies if d in operations}
             else:
                 # a delete waits for everything that used the object to let go of it first
-                users = dependants.get(address, set()) | {
-                    a for a, r in self.graph.resources.items() if address in r.dependencies}
+                users = dependants.get(address, set())
                 operation.needs |= {u for u in users if u in operations} | {
                     "delete:" + u for u in users if "delete:" + u in operations}
                 operation.needs.discard(key)
@@ -230,10 +232,8 @@ class Applier:
     def _apply_one(self, change: ResourceChange, kind: ResourceType, started: float) -> str:
         address = change.address
         resource = self.graph.resources[address]
-        with self._lock:
-            snapshot = {a: r.attributes for a, r in self.resources.items()}
         try:
-            config = resolve(dict(resource.attributes), snapshot.get, self._instances)
+            config = resolve(dict(resource.attributes), self._attributes, self._instances)
         except ResolveError as error:
             raise ProviderError(f"{address}: {error}") from None
         if contains_unknown(config):
@@ -260,6 +260,10 @@ class Applier:
                                             resource.dependencies))
         self.progress(f"{address}: Creation complete after {_took(started)} [id={resource_id}]")
         return "replaced" if replacing else "added"
+
+    def _attributes(self, address: str) -> Mapping[str, Any] | None:
+        found = self.resources.get(address)
+        return found.attributes if found is not None else None
 
     def _instances(self, block: str) -> list[str]:
         return [a for a in self.graph.resources if a == block or a.startswith(block + "[")]

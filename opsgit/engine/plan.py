@@ -230,8 +230,12 @@ class Planner:
         jobs = []
         for (provider, type_name), members in sorted(groups.items()):
             kind = self.resource_type(provider, type_name)
-            for start in range(0, len(members), READ_BATCH):
-                jobs.append((kind, members[start:start + READ_BATCH]))
+            # At least `parallelism` chunks, so a provider that reads one at a time uses every slot;
+            # at most READ_BATCH per chunk, the most one Describe call takes.
+            chunks = max(-(-len(members) // READ_BATCH), min(len(members), self.parallelism))
+            size = -(-len(members) // chunks)
+            for start in range(0, len(members), size):
+                jobs.append((kind, members[start:start + size]))
         refreshed: dict[str, dict[str, Any] | None] = {}
 
         def read(job: tuple[ResourceType, list[ResourceState]]) -> list[tuple[str, dict[str, Any] | None]]:
