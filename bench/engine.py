@@ -65,8 +65,8 @@ def terraform_shape(instances: int, runs: int) -> tuple[list[float], list[float]
     applies, plans = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as scratch:
-            repo = write_repo(Path(scratch), f"modules:\n  pairs:\n    source: pairs\n    inputs: {{n: {instances // 2}}}\n",
-                              {"pairs": PAIRS})
+            env_yaml = f"modules:\n  pairs:\n    source: pairs\n    inputs: {{n: {instances // 2}}}\n"
+            repo = write_repo(Path(scratch), env_yaml, {"pairs": PAIRS})
             applies.append(timed([*opsgit, "apply", "--env", "bench", "--auto-approve"], repo))
             plans.append(timed([*opsgit, "plan", "--env", "bench", "--detailed-exitcode"], repo))
     return applies, plans
@@ -241,7 +241,8 @@ def main() -> None:
                      f"{tf_apply / statistics.median(applies):.0f}x slower)"))
         rows.append((f"plan with no changes, {size} instances ({', '.join(f'{p:.2f}' for p in plans)} s)",
                      f"{statistics.median(plans):.2f} s",
-                     f"<= {plan_target:g} s (Terraform: {tf_plan:g} s, {tf_plan / statistics.median(plans):.0f}x slower)"))
+                     f"<= {plan_target:g} s (Terraform: {tf_plan:g} s, "
+                     f"{tf_plan / statistics.median(plans):.0f}x slower)"))
     sched = scheduling()
     rows.append(("refresh + plan 500 resources, 20 ms per read, parallelism 10",
                  f"{sched['plan']:.2f} s = {sched['plan'] / sched['plan_ideal']:.2f} x ideal "
