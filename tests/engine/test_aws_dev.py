@@ -143,3 +143,15 @@ def test_sigkill_during_apply_resumes_without_duplicates(ops: Path, dev_env: dic
     assert len(live) == 1 + 2  # redis in us-east-1 (+ binstore blue's ASG instance)
     assert len(client(dev_env, "autoscaling").describe_launch_configurations()  # type: ignore[attr-defined]
                ["LaunchConfigurations"]) == 2
+
+
+def test_dev_with_the_s3_state_backend(ops: Path, dev_env: dict[str, str], fresh_moto: MotoProcess) -> None:
+    s3 = client(dev_env, "s3")
+    s3.create_bucket(Bucket="ops-state")  # type: ignore[attr-defined]
+    s3.put_bucket_versioning(Bucket="ops-state", VersioningConfiguration={"Status": "Enabled"})  # type: ignore[attr-defined]
+    edit(ops / "environments/dev/env.yaml", "state:\n  backend: local",
+         "state:\n  backend: s3\n  bucket: ops-state\n  key: dev/state.json")
+    assert opsgit(ops, dev_env, "apply", "--env", "dev", "--auto-approve").returncode == 0
+    stored = json.loads(s3.get_object(Bucket="ops-state", Key="dev/state.json")["Body"].read())  # type: ignore[attr-defined]
+    assert len(stored["resources"]) == 14 and not (ops / ".opsgit/state/dev.json").exists()
+    assert opsgit(ops, dev_env, "plan", "--env", "dev", "--detailed-exitcode").returncode == 0
