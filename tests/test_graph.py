@@ -30,6 +30,10 @@ def dev() -> Graph:
 def test_dev_has_the_example_resources_at_full_addresses(dev: Graph) -> None:
     assert set(dev.resources) == {
         "module.network.aws_security_group.allow_all",
+        "module.network.aws_route53_zone.internal",
+        "module.binstore.aws_s3_bucket.artefacts",
+        "module.web-east.aws_route53_record.web",
+        "module.web-west.aws_route53_record.web",
         "module.redis.aws_instance.redis",
         "module.redis.consul_service.redis",
         "module.binstore.aws_launch_configuration.blue",
@@ -63,6 +67,9 @@ def test_references_become_dependency_edges(dev: Graph) -> None:
     # web reads the redis output through its `dburl` input
     assert deps["module.web-west.aws_instance.web[0]"] == {
         "module.web-west.aws_security_group.web", "module.redis.aws_instance.redis"}
+    # module outputs feed other modules: the record's zone comes from network, its addresses from web
+    assert deps["module.web-east.aws_route53_record.web"] == {
+        "module.network.aws_route53_zone.internal", "module.web-east.aws_instance.web[0]"}
     order = dev.order()
     for address, needed in deps.items():
         assert all(order.index(dep) < order.index(address) for dep in needed)

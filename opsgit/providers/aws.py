@@ -10,6 +10,7 @@ launch, and adopted instead of created twice.
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -492,6 +493,194 @@ class Instance:
         self.clients.get("ec2", _region(attributes)).terminate_instances(InstanceIds=[resource_id])
 
 
+# -- S3 buckets -----------------------------------------------------------------------------------
+
+class Bucket:
+    schema = Schema({
+        "bucket": Field(required=True, force_new=True), "region": Field(force_new=True), "versioning": Field(),
+        "tags": Field(), "force_destroy": Field(), "id": Field(computed=True), "arn": Field(computed=True),
+    })
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+
+    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+        s3 = self.clients.get("s3", _region(attributes))
+        try:
+            s3.head_bucket(Bucket=resource_id)
+        except s3.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+                return None
+            raise
+        data: dict[str, Any] = {"bucket": resource_id, "id": resource_id, "arn": f"arn:aws:s3:::{resource_id}"}
+        if "versioning" in attributes:
+            status = s3.get_bucket_versioning(Bucket=resource_id).get("Status")
+            data["versioning"] = status == "Enabled"
+        try:
+            tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=resource_id)["TagSet"]}
+        except s3.exceptions.ClientError:
+            tags = {}
+        if "tags" in attributes or tags:
+            data["tags"] = tags
+        for key in ("region", "force_destroy"):
+            if key in attributes:
+                data[key] = attributes[key]
+        return data
+
+    def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
+        return [self.read(resource_id, attributes) for resource_id, attributes in items]  # S3 has no batch read
+
+    def create(self, config: Mapping[str, Any], token: str) -> tuple[str, dict[str, Any]]:
+        s3 = self.clients.get("s3", _region(config))
+        name = str(config["bucket"])
+        arguments: dict[str, Any] = {"Bucket": name}
+        region = _region(config) or self.clients.region
+        if region != "us-east-1":
+            arguments["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):  # created before a crash: adopt it
+            s3.create_bucket(**arguments)
+        return name, self.update(name, {}, config)
+
+    def update(self, resource_id: str, old: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+        s3 = self.clients.get("s3", _region(config))
+        if "versioning" in config:
+            s3.put_bucket_versioning(Bucket=resource_id, VersioningConfiguration={
+                "Status": "Enabled" if config["versioning"] else "Suspended"})
+        if config.get("tags"):
+            s3.put_bucket_tagging(Bucket=resource_id, Tagging={"TagSet": _tags_list(config["tags"])})
+        elif "tags" in config and old.get("tags"):
+            s3.delete_bucket_tagging(Bucket=resource_id)
+        attributes = self.read(resource_id, config)
+        assert attributes is not None
+        return attributes
+
+    def delete(self, resource_id: str, attributes: Mapping[str, Any]) -> None:
+        s3 = self.clients.get("s3", _region(attributes))
+        if attributes.get("force_destroy"):
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=resource_id):
+                doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                          for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+                if doomed:
+                    s3.delete_objects(Bucket=resource_id, Delete={"Objects": doomed})
+        s3.delete_bucket(Bucket=resource_id)
+
+
+# -- Route 53 --------------------------------------------------------------------------------------
+
+def _undot(name: str, like: str | None) -> str:
+    return name if (like or "").endswith(".") else name.rstrip(".")
+
+
+class HostedZone:
+    schema = Schema({
+        "name": Field(required=True, force_new=True), "comment": Field(), "id": Field(computed=True),
+        "zone_id": Field(computed=True), "name_servers": Field(computed=True),
+    })
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+
+    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+        route53 = self.clients.get("route53")
+        try:
+            answer = route53.get_hosted_zone(Id=resource_id)
+        except route53.exceptions.NoSuchHostedZone:
+            return None
+        zone = answer["HostedZone"]
+        data: dict[str, Any] = {"name": _undot(zone["Name"], attributes.get("name")), "id": resource_id,
+                                "zone_id": resource_id,
+                                "name_servers": list(answer.get("DelegationSet", {}).get("NameServers", []))}
+        if "comment" in attributes:
+            data["comment"] = zone.get("Config", {}).get("Comment", "")
+        return data
+
+    def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
+        return [self.read(resource_id, attributes) for resource_id, attributes in items]
+
+    def create(self, config: Mapping[str, Any], token: str) -> tuple[str, dict[str, Any]]:
+        route53 = self.clients.get("route53")
+        name = str(config["name"]).rstrip(".") + "."
+        found = [z for z in route53.list_hosted_zones_by_name(DNSName=name)["HostedZones"] if z["Name"] == name
+                 and z.get("CallerReference") == token]
+        if found:
+            zone_id = found[0]["Id"].rsplit("/", 1)[-1]
+        else:
+            zone_id = route53.create_hosted_zone(Name=name, CallerReference=token, HostedZoneConfig={
+                "Comment": str(config.get("comment") or "Managed by opsgit")})["HostedZone"]["Id"].rsplit("/", 1)[-1]
+        attributes = self.read(zone_id, config)
+        assert attributes is not None
+        return zone_id, attributes
+
+    def update(self, resource_id: str, old: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+        self.clients.get("route53").update_hosted_zone_comment(Id=resource_id, Comment=str(config.get("comment", "")))
+        attributes = self.read(resource_id, config)
+        assert attributes is not None
+        return attributes
+
+    def delete(self, resource_id: str, attributes: Mapping[str, Any]) -> None:
+        self.clients.get("route53").delete_hosted_zone(Id=resource_id)
+
+
+class RecordSet:
+    schema = Schema({
+        "zone_id": Field(required=True, force_new=True), "name": Field(required=True, force_new=True),
+        "type": Field(required=True, force_new=True), "ttl": Field(), "records": Field(required=True),
+        "id": Field(computed=True),
+    })
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+
+    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+        return self.read_many([(resource_id, attributes)])[0]
+
+    def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
+        """One paginated listing per zone, whatever the number of records."""
+        route53 = self.clients.get("route53")
+        zones: dict[str, dict[tuple[str, str], Any]] = {}
+        results: list[dict[str, Any] | None] = []
+        for resource_id, attributes in items:
+            zone_id, name, kind = resource_id.split("_", 2)
+            if zone_id not in zones:
+                zones[zone_id] = {}
+                try:
+                    for page in route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id):
+                        for record in page["ResourceRecordSets"]:
+                            zones[zone_id][(record["Name"].rstrip("."), record["Type"])] = record
+                except route53.exceptions.NoSuchHostedZone:
+                    pass
+            record = zones[zone_id].get((name.rstrip("."), kind))
+            if record is None:
+                results.append(None)
+                continue
+            values = [r["Value"] for r in record.get("ResourceRecords", [])]
+            results.append({"zone_id": zone_id, "name": _undot(record["Name"], attributes.get("name")), "type": kind,
+                            "ttl": record.get("TTL"), "id": resource_id,
+                            "records": _ordered_like(values, attributes.get("records"))})
+        return results
+
+    def _change(self, action: str, config: Mapping[str, Any]) -> None:
+        self.clients.get("route53").change_resource_record_sets(HostedZoneId=config["zone_id"], ChangeBatch={
+            "Changes": [{"Action": action, "ResourceRecordSet": {
+                "Name": str(config["name"]), "Type": str(config["type"]), "TTL": int(config.get("ttl") or 300),
+                "ResourceRecords": [{"Value": str(v)} for v in config["records"]]}}]})
+
+    def create(self, config: Mapping[str, Any], token: str) -> tuple[str, dict[str, Any]]:
+        self._change("UPSERT", config)  # an upsert is idempotent: a retried create changes nothing
+        resource_id = f"{config['zone_id']}_{str(config['name']).rstrip('.')}_{config['type']}"
+        attributes = self.read(resource_id, config)
+        assert attributes is not None
+        return resource_id, attributes
+
+    def update(self, resource_id: str, old: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+        return self.create(config, "")[1]
+
+    def delete(self, resource_id: str, attributes: Mapping[str, Any]) -> None:
+        current = self.read(resource_id, attributes)
+        if current is not None:
+            self._change("DELETE", current)
+
+
 class AwsProvider:
     name = "aws"
 
@@ -502,6 +691,9 @@ class AwsProvider:
             "aws_launch_configuration": LaunchConfiguration(clients),
             "aws_autoscaling_group": AutoscalingGroup(clients),
             "aws_instance": Instance(clients),
+            "aws_s3_bucket": Bucket(clients),
+            "aws_route53_zone": HostedZone(clients),
+            "aws_route53_record": RecordSet(clients),
         }
 
 

@@ -35,7 +35,7 @@ def test_apply_dev_then_plan_is_empty(ops: Path, dev_env: dict[str, str], fresh_
                                       consul_agent: AgentProcess) -> None:
     applied = opsgit(ops, dev_env, "apply", "--env", "dev", "--auto-approve")
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "Apply complete! Resources: 14 added, 0 changed, 0 destroyed." in applied.stdout
+    assert "Apply complete! Resources: 18 added, 0 changed, 0 destroyed." in applied.stdout
     ec2, autoscaling = client(dev_env, "ec2"), client(dev_env, "autoscaling")
     groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["dev-allow-all"]}])  # type: ignore[attr-defined]
     assert len(groups["SecurityGroups"]) == 1
@@ -153,5 +153,5 @@ def test_dev_with_the_s3_state_backend(ops: Path, dev_env: dict[str, str], fresh
          "state:\n  backend: s3\n  bucket: ops-state\n  key: dev/state.json")
     assert opsgit(ops, dev_env, "apply", "--env", "dev", "--auto-approve").returncode == 0
     stored = json.loads(s3.get_object(Bucket="ops-state", Key="dev/state.json")["Body"].read())  # type: ignore[attr-defined]
-    assert len(stored["resources"]) == 14 and not (ops / ".opsgit/state/dev.json").exists()
+    assert len(stored["resources"]) == 18 and not (ops / ".opsgit/state/dev.json").exists()
     assert opsgit(ops, dev_env, "plan", "--env", "dev", "--detailed-exitcode").returncode == 0
