@@ -296,6 +296,115 @@ class LaunchConfiguration:
                 raise
 
 
+# -- launch templates -------------------------------------------------------------------------------
+
+class LaunchTemplate:
+    """Versioned: a change creates a new version, which `$Latest` users pick up."""
+
+    schema = Schema({
+        "name": Field(required=True, force_new=True), "image_id": Field(required=True),
+        "instance_type": Field(required=True), "user_data": Field(), "vpc_security_group_ids": Field(),
+        "key_name": Field(), "tags": Field(), "region": Field(force_new=True), "id": Field(computed=True),
+        "latest_version": Field(computed=True),
+    })
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+
+    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+        return self.read_many([(resource_id, attributes)])[0]
+
+    def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        for region, positions in _by_region(items).items():
+            ec2 = self.clients.get("ec2", region)
+            for start in range(0, len(positions), BATCH):
+                chunk = positions[start:start + BATCH]
+                found = self._describe(ec2, [items[p][0] for p in chunk])
+                for position in chunk:
+                    template = found.get(items[position][0])
+                    if template is not None:
+                        results[position] = self._shape(ec2, template, items[position][1])
+        return results
+
+    def _describe(self, ec2: Any, ids: list[str]) -> dict[str, Any]:
+        """One call for many ids; the API refuses the whole call when one is missing, so then
+        it is asked again id by id."""
+        try:
+            templates = ec2.describe_launch_templates(LaunchTemplateIds=ids)["LaunchTemplates"]
+            return {t["LaunchTemplateId"]: t for t in templates}
+        except ec2.exceptions.ClientError as error:
+            if "NotFound" not in str(error) or len(ids) == 1:
+                if "NotFound" in str(error):
+                    return {}
+                raise
+        found: dict[str, Any] = {}
+        for template_id in ids:
+            found.update(self._describe(ec2, [template_id]))
+        return found
+
+    def _shape(self, ec2: Any, template: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
+        version = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"],
+                                                        Versions=["$Latest"])["LaunchTemplateVersions"][0]
+        data = version["LaunchTemplateData"]
+        shaped: dict[str, Any] = {"name": template["LaunchTemplateName"], "image_id": data.get("ImageId"),
+                                  "instance_type": data.get("InstanceType"), "id": template["LaunchTemplateId"],
+                                  "latest_version": version["VersionNumber"]}
+        if "user_data" in previous or data.get("UserData"):
+            shaped["user_data"] = base64.b64decode(data.get("UserData") or "").decode("utf-8", "replace")
+        if "vpc_security_group_ids" in previous or data.get("SecurityGroupIds"):
+            shaped["vpc_security_group_ids"] = _ordered_like(list(data.get("SecurityGroupIds") or []),
+                                                             previous.get("vpc_security_group_ids"))
+        if "key_name" in previous:
+            shaped["key_name"] = data.get("KeyName")
+        if "tags" in previous or template.get("Tags"):
+            shaped["tags"] = _tags_map(template.get("Tags"))
+        if "region" in previous:
+            shaped["region"] = previous["region"]
+        return shaped
+
+    def _data(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = {"ImageId": config["image_id"], "InstanceType": config["instance_type"]}
+        if config.get("user_data"):
+            data["UserData"] = base64.b64encode(str(config["user_data"]).encode()).decode()
+        if config.get("vpc_security_group_ids"):
+            data["SecurityGroupIds"] = list(config["vpc_security_group_ids"])
+        if config.get("key_name"):
+            data["KeyName"] = config["key_name"]
+        return data
+
+    def create(self, config: Mapping[str, Any], token: str) -> tuple[str, dict[str, Any]]:
+        ec2 = self.clients.get("ec2", _region(config))
+        name = str(config["name"])
+        existing = ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [name]}])[
+            "LaunchTemplates"]
+        if existing:
+            template_id = existing[0]["LaunchTemplateId"]
+            return template_id, self.update(template_id, {}, config)
+        arguments: dict[str, Any] = {"LaunchTemplateName": name, "LaunchTemplateData": self._data(config)}
+        if config.get("tags"):
+            arguments["TagSpecifications"] = [{"ResourceType": "launch-template", "Tags": _tags_list(config["tags"])}]
+        template_id = ec2.create_launch_template(**arguments)["LaunchTemplate"]["LaunchTemplateId"]
+        attributes = self.read(template_id, config)
+        assert attributes is not None
+        return template_id, attributes
+
+    def update(self, resource_id: str, old: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+        ec2 = self.clients.get("ec2", _region(config))
+        current = self.read(resource_id, config)
+        if current is None or any(current.get(k) != config.get(k) for k in
+                                  ("image_id", "instance_type", "user_data", "vpc_security_group_ids", "key_name")
+                                  if k in config):
+            ec2.create_launch_template_version(LaunchTemplateId=resource_id, LaunchTemplateData=self._data(config))
+        _sync_tags(ec2, resource_id, (current or {}).get("tags") or {}, config.get("tags"))
+        attributes = self.read(resource_id, config)
+        assert attributes is not None
+        return attributes
+
+    def delete(self, resource_id: str, attributes: Mapping[str, Any]) -> None:
+        self.clients.get("ec2", _region(attributes)).delete_launch_template(LaunchTemplateId=resource_id)
+
+
 # -- autoscaling groups ----------------------------------------------------------------------------
 
 class AutoscalingGroup:
@@ -689,6 +798,7 @@ class AwsProvider:
         self.resource_types = {
             "aws_security_group": SecurityGroup(clients),
             "aws_launch_configuration": LaunchConfiguration(clients),
+            "aws_launch_template": LaunchTemplate(clients),
             "aws_autoscaling_group": AutoscalingGroup(clients),
             "aws_instance": Instance(clients),
             "aws_s3_bucket": Bucket(clients),
