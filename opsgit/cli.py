@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     import_resource.add_argument("address")
     import_resource.add_argument("id")
 
+    affected = commands.add_parser("affected", help="the environments and images a git change affects, exactly")
+    affected.add_argument("--base", help="compare with this ref's merge base (default: [tool.opsgit] default_base)")
+    affected.add_argument("--head", default="HEAD")
+    affected.add_argument("--json", action="store_true", help="JSON with a CI matrix (one job per environment)")
+
     kv = commands.add_parser("kv", help="read and write Consul KV, as `consul kv` does")
     kv_commands = kv.add_subparsers(dest="kv_command", metavar="SUBCOMMAND", required=True)
     get = kv_commands.add_parser("get", help="print a value (or a tree with --recurse)")
@@ -167,6 +172,9 @@ def _dispatch(args: argparse.Namespace) -> Callable[[], int]:
     if args.command == "import":
         from opsgit.commands.state import import_resource
         return lambda: import_resource(args.env, args.address, args.id)
+    if args.command == "affected":
+        from opsgit.commands.affected import affected
+        return lambda: affected(args.base, args.head, as_json=args.json)
     if args.command == "kv":
         from opsgit.commands import kv
         if args.kv_command == "get":

@@ -24,12 +24,15 @@ class Resource:
     lifecycle: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, sources: bool = True) -> dict[str, Any]:
+        data = {
             "address": self.address, "module": self.module, "type": self.type, "name": self.name,
             "index": self.index, "provider": self.provider, "attributes": self.attributes,
-            "dependencies": list(self.dependencies), "lifecycle": self.lifecycle, "source": self.source,
+            "dependencies": list(self.dependencies), "lifecycle": self.lifecycle,
         }
+        if sources:
+            data["source"] = self.source
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Resource:
@@ -49,11 +52,11 @@ class Graph:
     state: Mapping[str, Any] = field(default_factory=dict)
     lock: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, sources: bool = True) -> dict[str, Any]:
         return {
             "format": GRAPH_FORMAT, "env": self.env,
             "providers": self.providers, "state": self.state, "lock": self.lock,
-            "resources": [r.to_json() for r in self.resources.values()],
+            "resources": [r.to_json(sources=sources) for r in self.resources.values()],
             "outputs": self.outputs, "sensitive_outputs": sorted(self.sensitive_outputs),
         }
 

@@ -188,7 +188,7 @@ def _version() -> str:
 
 
 def input_hash(graph: Graph) -> str:
-    return hashlib.sha256(json.dumps(graph.to_json(), sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(graph.to_json(sources=False), sort_keys=True).encode()).hexdigest()
 
 
 # -- planning ------------------------------------------------------------------------------------

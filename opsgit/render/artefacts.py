@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -22,6 +22,9 @@ class Artefact:
     directory: str
     files: Mapping[str, bytes]
     reads: frozenset[str]
+    # written beside the files but not part of the hash: where things came from (file:line), which
+    # moves when a comment is added although nothing rendered changed
+    annotations: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def hash(self) -> str:

@@ -613,6 +613,7 @@ class EnvironmentRenderer:
 
     def render(self, name: str) -> Artefact:
         graph, reads = self.graphs.render(self.repo.environments[name])
+        sources = {address: resource.source for address, resource in graph.resources.items()}
         return Artefact(kind=self.kind, name=name, directory=f"envs/{name}",
-                        files={f"envs/{name}/graph.json": stable_json(graph.to_json())},
-                        reads=frozenset(reads))
+                        files={f"envs/{name}/graph.json": stable_json(graph.to_json(sources=False))},
+                        reads=frozenset(reads), annotations={f"envs/{name}/sources.json": stable_json(sources)})

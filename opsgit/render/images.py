@@ -8,6 +8,7 @@ a mangled one in the middle of a build.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -195,7 +196,12 @@ class ImageRenderer:
                               file=TEMPLATE, line=next((n for n, t in enumerate(self._source.splitlines(), 1)
                                                         if '"builders"' in t), None))
         check_packer_expressions(document, self._source)
-        role_files = {role.file, *(f"roles/{name}/templates/{f}" for f in role.template_files)}
+        role_files = sorted({role.file, *(f"roles/{name}/templates/{f}" for f in role.template_files)})
+        # The image carries the role's files, so they are part of what it is built from.
+        bundle = hashlib.sha256()
+        for path in role_files:
+            bundle.update(path.encode() + b"\0" + hashlib.sha256((self.repo.root / path).read_bytes()).digest())
         return Artefact(kind=self.kind, name=name, directory=f"images/{name}",
-                        files={f"images/{name}/packer.json": stable_json(document)},
-                        reads=frozenset(self._reads | role_files))
+                        files={f"images/{name}/packer.json": stable_json(document),
+                               f"images/{name}/inputs.sha256": f"{bundle.hexdigest()}  roles/{name}\n".encode()},
+                        reads=frozenset(self._reads | set(role_files)))

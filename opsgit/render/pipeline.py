@@ -115,7 +115,7 @@ def publish(build: Path, artefacts: Sequence[Artefact], *, complete: bool) -> Pa
                         hint="check its permissions and free space, or set build_dir in [tool.opsgit]") from None
     try:
         for artefact in artefacts:
-            for relative, content in artefact.files.items():
+            for relative, content in {**artefact.files, **artefact.annotations}.items():
                 target = staging / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,15 @@ ROLE_KEYS = ("description", "image", "service", "templates", "env_prefix")
 ROLE_TEMPLATE_KEYS = ("source", "destination", "command", "perms")
 
 
-def load_repo(root: Path, settings: Settings | None = None) -> Repo:
+def load_repo(root: Path, settings: Settings | None = None, *, only: Collection[str] | None = None) -> Repo:
+    """Load the monorepo; with `only`, just those environments (affected detection loads the
+    few a change can reach, not all of them)."""
     settings = settings or load_settings(root)
     modules = {m.name: m for m in (_load_module(root, d) for d in _subdirs(root / "modules"))}
     roles = {r.name: r for r in (_load_role(root, d) for d in _subdirs(root / "roles"))}
     environments = {
-        e.name: e for e in (_load_environment(root, d, modules, roles) for d in _subdirs(root / "environments"))
+        e.name: e for e in (_load_environment(root, d, modules, roles) for d in _subdirs(root / "environments")
+                            if only is None or d.name in only)
     }
     shared = tuple(
         sorted(p.relative_to(root).as_posix() for p in (root / "templates").rglob("*") if p.is_file())

@@ -1,0 +1,1 @@
+"""GitOps: what a diff affects, run locks, commit statuses, run history."""

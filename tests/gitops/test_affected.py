@@ -1,0 +1,100 @@
+"""Affected detection on real git repositories made from the example."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import copy_example
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args], cwd=repo,
+                          check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = copy_example(tmp_path / "ops")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "base")
+    git(root, "checkout", "-q", "-b", "change")
+    return root
+
+
+def affected(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "opsgit", "affected", "--base", "main", "--json", *args], cwd=repo,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def impacts(repo: Path) -> dict[str, set[tuple[str, str]]]:
+    result = affected(repo)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    return {kind: {(i["name"], i["action"]) for i in data[kind]} for kind in ("environments", "images", "configs")}
+
+
+def commit(repo: Path, change: Callable[[Path], None]) -> None:
+    change(repo)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "change")
+
+
+def replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_module_edit_affects_exactly_the_environments_whose_output_changes(repo: Path) -> None:
+    # staging and dev take redis' default instance type; prod sets its own, so prod renders the same
+    commit(repo, lambda r: replace(r / "modules/redis/module.yaml", "default: t3.small", "default: t3.medium"))
+    assert impacts(repo) == {"environments": {("dev", "plan"), ("staging", "plan")}, "images": set(), "configs": set()}
+
+
+def test_comment_only_edit_affects_nothing(repo: Path) -> None:
+    commit(repo, lambda r: replace(r / "modules/webapp/module.yaml", "resources:", "# the app\nresources:"))
+    assert impacts(repo) == {"environments": set(), "images": set(), "configs": set()}
+
+
+def test_one_env_file(repo: Path) -> None:
+    commit(repo, lambda r: replace(r / "environments/prod/env.yaml", "count: 4", "count: 5"))
+    assert impacts(repo)["environments"] == {("prod", "plan")}
+
+
+def test_role_template_affects_its_image_and_bundle_only(repo: Path) -> None:
+    commit(repo, lambda r: replace(r / "roles/web/templates/haproxy.cfg.j2", "maxconn 4096", "maxconn 8192"))
+    assert impacts(repo) == {"environments": set(), "images": {("web", "build")}, "configs": {("web", "build")}}
+
+
+def test_packer_template_affects_every_image(repo: Path) -> None:
+    commit(repo, lambda r: replace(r / "templates/packer.json.j2", '"instance_type": "t3.micro"',
+                                   '"instance_type": "t3.small"'))
+    assert impacts(repo) == {"environments": set(), "configs": set(),
+                             "images": {("binstore", "build"), ("consul", "build"), ("web", "build")}}
+
+
+def test_deleted_environment_is_destroyed_and_rename_is_both(repo: Path) -> None:
+    git(repo, "rm", "-rq", "environments/staging")
+    git(repo, "mv", "environments/prod", "environments/production")
+    git(repo, "commit", "-qm", "reshape")
+    assert impacts(repo)["environments"] == {("staging", "destroy"), ("prod", "destroy"), ("production", "plan")}
+
+
+def test_bad_refs_and_shallow_clones(repo: Path, tmp_path: Path) -> None:
+    missing = affected(repo, "--head", "no-such-branch")
+    assert missing.returncode == 1 and "head 'no-such-branch' does not exist" in missing.stderr
+    nobase = subprocess.run([sys.executable, "-m", "opsgit", "affected", "--base", "origin/nope"], cwd=repo,
+                            capture_output=True, text=True, check=False)
+    assert nobase.returncode == 1 and "base 'origin/nope' does not exist" in nobase.stderr
+    git(repo, "checkout", "-q", "--orphan", "lonely")
+    git(repo, "commit", "-qm", "unrelated history")
+    orphan = affected(repo)
+    assert orphan.returncode == 1 and "have no common ancestor" in orphan.stderr
+    assert "git fetch --unshallow" in orphan.stderr and "Traceback" not in orphan.stderr
