@@ -92,7 +92,7 @@ def _module_closure(env_text: str, module_texts: dict[str, str]) -> set[str]:
 
 def _candidates(change: Change, names: tuple[set[str], set[str], dict[str, str], dict[str, str]]
                 ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-    envs, roles, env_texts, module_texts = names
+    _envs, roles, env_texts, module_texts = names
     env_reasons: dict[str, set[str]] = {}
     role_reasons: dict[str, set[str]] = {}
     uses = {env: _module_closure(text, module_texts) for env, text in env_texts.items()}
