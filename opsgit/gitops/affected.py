@@ -10,18 +10,21 @@ not the whole monorepo.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from opsgit.gitops.diff import Change, changed_files, export_tree, open_repository, resolve
+from opsgit.config import load_settings
+from opsgit.gitops.diff import Change, changed_files, export_tree, list_files, read_files
 from opsgit.render.pipeline import renderers
 from opsgit.repo import load_repo
 
 SOURCE = re.compile(r"""source:\s*["']?([A-Za-z0-9_-]+)""")
-SHARED = ("pyproject.toml", "modules/", "roles/", "templates/")
+SHARED = ("pyproject.toml", "modules", "templates")
 
 
 @dataclass(frozen=True)
@@ -48,33 +51,26 @@ class Affected:
                 "matrix": {"include": [{"env": i.name, "action": i.action} for i in self.environments]}}
 
 
-@dataclass
-class _Side:
-    commit: str
-    directory: Path
-    envs: set[str] = field(default_factory=set)
-    roles: set[str] = field(default_factory=set)
-
-
-def _tree_names(root: Path, commit: str) -> tuple[set[str], set[str], dict[str, str], dict[str, str]]:
-    """Environment and role names at a commit, and the text of each env.yaml and module.yaml."""
-    repository = open_repository(root)
-    tree = resolve(repository, commit, "commit").tree  # type: ignore[attr-defined]
-    top = Path(repository.working_tree_dir).resolve()  # type: ignore[attr-defined]
-    inside = root.resolve().relative_to(top).as_posix()
-    prefix = "" if inside == "." else inside + "/"
-    envs, roles, env_texts, module_texts = set(), set(), {}, {}
-    for blob in tree.traverse():
-        if blob.type != "blob" or not blob.path.startswith(prefix):
-            continue
-        parts = blob.path[len(prefix):].split("/")
-        if len(parts) == 3 and parts[0] == "environments" and parts[2] == "env.yaml":
-            envs.add(parts[1])
-            env_texts[parts[1]] = blob.data_stream.read().decode("utf-8", "replace")
-        elif len(parts) == 3 and parts[0] == "roles" and parts[2] == "role.yaml":
-            roles.add(parts[1])
-        elif len(parts) == 3 and parts[0] == "modules" and parts[2] == "module.yaml":
-            module_texts[parts[1]] = blob.data_stream.read().decode("utf-8", "replace")
+def _tree_names(root: Path, commit: str, read_texts: bool
+                ) -> tuple[set[str], set[str], dict[str, str], dict[str, str]]:
+    """Environment and role names at a commit; with `read_texts`, the text of each env.yaml and
+    module.yaml too (needed only when a module or a shared template changed)."""
+    files = list_files(root, commit, ["environments", "roles", "modules"])
+    envs = {f.split("/")[1] for f in files if f.startswith("environments/") and f.endswith("/env.yaml")
+            and f.count("/") == 2}
+    roles = {f.split("/")[1] for f in files
+             if f.startswith("roles/") and f.endswith("/role.yaml") and f.count("/") == 2}
+    env_texts: dict[str, str] = {}
+    module_texts: dict[str, str] = {}
+    if read_texts:
+        modules = [f for f in files if f.startswith("modules/") and f.endswith("/module.yaml") and f.count("/") == 2]
+        contents = read_files(root, commit, [f"environments/{e}/env.yaml" for e in sorted(envs)] + modules)
+        for path, data in contents.items():
+            text = data.decode("utf-8", "replace")
+            if path.startswith("environments/"):
+                env_texts[path.split("/")[1]] = text
+            else:
+                module_texts[path.split("/")[1]] = text
     return envs, roles, env_texts, module_texts
 
 
@@ -116,41 +112,85 @@ def _candidates(change: Change, names: tuple[set[str], set[str], dict[str, str],
     return env_reasons, role_reasons
 
 
-def _hashes(side: _Side, envs: set[str], roles: set[str]) -> dict[tuple[str, str], str]:
-    present_envs = envs & side.envs
-    if not present_envs and not (roles & side.roles):
-        return {}
-    repo = load_repo(side.directory, only=present_envs)
-    hashes = {}
-    for renderer in renderers(repo):
-        wanted = present_envs if renderer.kind == "graph" else roles & side.roles
-        for name in sorted(wanted):
-            hashes[(renderer.kind, name)] = renderer.render(name).hash
-    return hashes
+@dataclass(frozen=True)
+class _Work:
+    """One worker's share: its artefacts, and where the two commits' files are."""
+
+    directories: tuple[Path, Path]
+    role_names: tuple[frozenset[str], frozenset[str]]
+    jobs: tuple[tuple[str, str], ...]
+
+
+def _render_pairs(work: _Work) -> list[tuple[str, str, str | None, str | None]]:
+    """Load just this share's environments and roles at both commits, then render each artefact at
+    base and head one after the other, so that the head side finds the module bodies it shares
+    with the base side already parsed and every unchanged template already compiled."""
+    envs = {name for kind, name in work.jobs if kind == "graph"}
+    roles = {name for kind, name in work.jobs if kind != "graph"}
+    sides = [load_repo(directory, only=envs, only_roles=roles, role_names=names)
+             for directory, names in zip(work.directories, work.role_names, strict=True)]
+    kinds = [{r.kind: r for r in renderers(repo)} for repo in sides]
+    results = []
+    for kind, name in work.jobs:
+        hashes: list[str | None] = []
+        for repo, by_kind in zip(sides, kinds, strict=True):
+            present = name in (repo.environments if kind == "graph" else repo.roles)
+            hashes.append(by_kind[kind].render(name).hash if present else None)
+        results.append((kind, name, hashes[0], hashes[1]))
+    return results
+
+
+def _compare(directories: tuple[Path, Path], role_names: tuple[frozenset[str], frozenset[str]],
+             jobs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+    workers = min(os.cpu_count() or 1, 8) if len(jobs) >= 16 else 1
+    # Several shares per worker, so that a slow share does not leave the other workers idle.
+    count = workers * 4 if workers > 1 else 1
+    shares = [_Work(directories, role_names, tuple(jobs[index::count])) for index in range(count)]
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = [row for share in pool.map(_render_pairs, shares) for row in share]
+    else:
+        results = [row for share in shares for row in _render_pairs(share)]
+    return {(kind, name): (old, new) for kind, name, old, new in results}
+
+
+def _scratch_parent(root: Path) -> Path:
+    """Where the two commits' files are written: a tmpfs when there is one (thousands of small
+    files), else the build directory, on the repository's own file system."""
+    shared_memory = Path("/dev/shm")
+    if shared_memory.is_dir() and os.access(shared_memory, os.W_OK):
+        return shared_memory
+    build = load_settings(root).build_path
+    build.mkdir(parents=True, exist_ok=True)
+    return build
 
 
 def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
     change = changed_files(root, base, head)
     if not change.paths:
         return Affected(change.base, change.head, ())
-    head_names = _tree_names(root, change.head)
-    base_names = _tree_names(root, change.base)
+    shared_change = any(p.startswith(("modules/", "templates/")) for p in change.paths)
+    head_names = _tree_names(root, change.head, shared_change)
+    base_names = _tree_names(root, change.base, shared_change)
     env_reasons, role_reasons = _candidates(change, head_names)
     more_envs, more_roles = _candidates(change, base_names)
     for env, reasons in more_envs.items():
         env_reasons.setdefault(env, set()).update(reasons)
     for role, reasons in more_roles.items():
         role_reasons.setdefault(role, set()).update(reasons)
-    with tempfile.TemporaryDirectory(prefix="opsgit-affected-") as scratch:
-        sides = []
-        for label, commit, names in (("base", change.base, base_names), ("head", change.head, head_names)):
-            directory = Path(scratch) / label
+    needed = [*SHARED, *(f"environments/{e}" for e in sorted(env_reasons)),
+              *(f"roles/{r}" for r in sorted(role_reasons))]
+
+    with tempfile.TemporaryDirectory(prefix="opsgit-affected-", dir=_scratch_parent(root)) as scratch:
+        directories = (Path(scratch) / "base", Path(scratch) / "head")
+        for directory, commit in zip(directories, (change.base, change.head), strict=True):
             directory.mkdir()
-            wanted = [*SHARED, *(f"environments/{e}/" for e in env_reasons)]
-            export_tree(root, commit, directory, wanted)
-            sides.append(_Side(commit, directory, envs=set(env_reasons) & names[0], roles=names[1]))
-        before = _hashes(sides[0], set(env_reasons), set(role_reasons))
-        after = _hashes(sides[1], set(env_reasons), set(role_reasons))
+            export_tree(root, commit, directory, needed)
+        jobs = [("graph", env) for env in sorted(env_reasons)]
+        jobs += [(kind, role) for role in sorted(role_reasons) for kind in ("image", "config")]
+        compared = _compare(directories, (frozenset(base_names[1]), frozenset(head_names[1])), jobs)
+    before = {key: pair[0] for key, pair in compared.items() if pair[0] is not None}
+    after = {key: pair[1] for key, pair in compared.items() if pair[1] is not None}
     environments = []
     for env in sorted(env_reasons):
         old, new = before.get(("graph", env)), after.get(("graph", env))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
+import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,22 +66,59 @@ def _prefix(repository: object, root: Path) -> str:
     return "" if inside == "." else inside + "/"
 
 
-def export_tree(root: Path, commit: str, target: Path, wanted: Iterable[str]) -> set[str]:
-    """Write the files of `commit` under the monorepo root whose paths start with one of `wanted`
-    into `target`; returns the paths written."""
-    repository = open_repository(root)
-    tree = resolve(repository, commit, "commit").tree  # type: ignore[attr-defined]
-    prefix = _prefix(repository, root)
-    prefixes = tuple(wanted)
-    written = set()
-    for blob in tree.traverse():
-        if blob.type != "blob" or not blob.path.startswith(prefix):
+def _git(root: Path, *args: str) -> bytes:
+    """Run git with an argument list in the repository of `root`."""
+    result = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise UserError(f"git {args[0]} failed: {result.stderr.decode(errors='replace').strip()[:200]}")
+    return result.stdout
+
+
+def list_files(root: Path, commit: str, paths: Iterable[str]) -> list[str]:
+    """Files of `commit` under the given monorepo paths (one `git ls-tree`, relative to root)."""
+    output = _git(root, "ls-tree", "-r", "-z", "--name-only", commit, "--", *paths)
+    return [name for name in output.decode("utf-8", "replace").split("\0") if name]
+
+
+def read_files(root: Path, commit: str, paths: Iterable[str]) -> dict[str, bytes]:
+    """The contents of several files of `commit`, through one `git cat-file --batch`."""
+    wanted = list(paths)
+    if not wanted:
+        return {}
+    request = "".join(f"{commit}:./{path}\n" for path in wanted).encode()
+    result = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input=request, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise UserError(f"git cat-file failed: {result.stderr.decode(errors='replace').strip()[:200]}")
+    data = memoryview(result.stdout)
+    contents: dict[str, bytes] = {}
+    position = 0
+    for path in wanted:
+        end = result.stdout.index(b"\n", position)
+        header = bytes(data[position:end]).split()
+        position = end + 1
+        if len(header) < 3 or header[1] == b"missing":
             continue
-        path = blob.path[len(prefix):]
-        if not path.startswith(prefixes):
-            continue
-        destination = target / path
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(blob.data_stream.read())
-        written.add(path)
-    return written
+        size = int(header[2])
+        contents[path] = bytes(data[position:position + size])
+        position += size + 1
+    return contents
+
+
+def export_tree(root: Path, commit: str, target: Path, paths: Iterable[str]) -> int:
+    """Write the files of `commit` under the given monorepo paths into `target` (one `git
+    archive`); returns how many files were written."""
+    wanted = list(paths)
+    tops = {name.split("/")[0] for name in
+            _git(root, "ls-tree", "-z", "--name-only", commit).decode("utf-8", "replace").split("\0") if name}
+    existing = [p for p in wanted if p.split("/")[0] in tops]
+    nested = [p for p in existing if "/" in p]
+    if nested:
+        present = {"/".join(f.split("/")[:2]) for f in list_files(root, commit, nested)}
+        existing = [p for p in existing if "/" not in p or p in present]
+    if not existing:
+        return 0
+    archive = _git(root, "archive", "--format=tar", commit, "--", *existing)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        members = [m for m in tar.getmembers() if m.isfile()]
+        tar.extractall(target, members=members, filter="data")
+    return len(members)

@@ -105,12 +105,22 @@ def _not_on_this_side(name: str) -> Callable[..., Any]:
     return unavailable
 
 
+_CODE: dict[tuple[str, str, bool], Any] = {}
+
+
 def compile_template(environment: jinja2.Environment, source: str, file: str) -> jinja2.Template:
-    """Compile `source` so that errors name `file` and its line numbers."""
-    try:
-        code = environment.compile(source, name=file, filename=file)
-    except jinja2.TemplateSyntaxError as error:
-        raise RenderError(f"template syntax error: {error.message}", file=file, line=error.lineno) from None
+    """Compile `source` so that errors name `file` and its line numbers. The compiled code is
+    kept by source text: rendering two commits compiles each unchanged template once."""
+    key = (file, source, "key" in environment.globals)
+    code = _CODE.get(key)
+    if code is None:
+        try:
+            code = environment.compile(source, name=file, filename=file)
+        except jinja2.TemplateSyntaxError as error:
+            raise RenderError(f"template syntax error: {error.message}", file=file, line=error.lineno) from None
+        if len(_CODE) > 4096:
+            _CODE.clear()
+        _CODE[key] = code
     return environment.template_class.from_code(environment, code, environment.make_globals(None), None)
 
 

@@ -33,14 +33,18 @@ ROLE_KEYS = ("description", "image", "service", "templates", "env_prefix")
 ROLE_TEMPLATE_KEYS = ("source", "destination", "command", "perms")
 
 
-def load_repo(root: Path, settings: Settings | None = None, *, only: Collection[str] | None = None) -> Repo:
-    """Load the monorepo; with `only`, just those environments (affected detection loads the
-    few a change can reach, not all of them)."""
+def load_repo(root: Path, settings: Settings | None = None, *, only: Collection[str] | None = None,
+              only_roles: Collection[str] | None = None, role_names: Collection[str] | None = None) -> Repo:
+    """Load the monorepo. Affected detection loads only what a change can reach: `only` these
+    environments, `only_roles` these roles (environments are then checked against `role_names`,
+    the roles that exist)."""
     settings = settings or load_settings(root)
     modules = {m.name: m for m in (_load_module(root, d) for d in _subdirs(root / "modules"))}
-    roles = {r.name: r for r in (_load_role(root, d) for d in _subdirs(root / "roles"))}
+    roles = {r.name: r for r in (_load_role(root, d) for d in _subdirs(root / "roles")
+                                 if only_roles is None or d.name in only_roles)}
+    known_roles = set(role_names) if role_names is not None else set(roles)
     environments = {
-        e.name: e for e in (_load_environment(root, d, modules, roles) for d in _subdirs(root / "environments")
+        e.name: e for e in (_load_environment(root, d, modules, known_roles) for d in _subdirs(root / "environments")
                             if only is None or d.name in only)
     }
     shared = tuple(
@@ -172,7 +176,7 @@ def _load_role(root: Path, directory: Path) -> Role:
 # -- environments ------------------------------------------------------------------------------
 
 def _load_environment(root: Path, directory: Path, modules: dict[str, Module],
-                      roles: dict[str, Role]) -> Environment:
+                      roles: Collection[str]) -> Environment:
     origin, data = _load_yaml_file(root, directory / "env.yaml")
     name = expect_name(directory.name, origin, "environment")
     check_keys(data, origin, ENV_KEYS)
@@ -228,7 +232,7 @@ def _backend(value: Any, origin: Origin, known: tuple[str, ...], what: str) -> d
     return {"backend": backend, **settings}
 
 
-def _load_images(root: Path, directory: Path, roles: dict[str, Role]) -> tuple[dict[str, str], str | None]:
+def _load_images(root: Path, directory: Path, roles: Collection[str]) -> tuple[dict[str, str], str | None]:
     path = directory / "images.yaml"
     if not path.exists():
         return {}, None
