@@ -40,7 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--node", default="opsgit-dev", help="the agent's node name (default opsgit-dev)")
 
     plan = commands.add_parser("plan", help="refresh, diff and show what apply would do; saves the plan")
-    plan.add_argument("--env", required=True)
+    plan.add_argument("--env", help="the environment (or --affected)")
+    plan.add_argument("--affected", action="store_true", help="plan every environment the git change affects")
+    plan.add_argument("--base", help="with --affected: the ref to compare with (default: default_base)")
+    plan.add_argument("--status", action="store_true", help="with --affected: post commit statuses (GitHub/GitLab)")
     plan.add_argument("--out", type=Path, help="where to save the plan (default build/plans/ENV.plan.json)")
     plan.add_argument("--refresh-only", action="store_true", help="only bring the state up to date with reality")
     plan.add_argument("--target", action="append", default=[], metavar="ADDR", help="only ADDR and its dependencies")
@@ -137,7 +140,7 @@ def _duration_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r} (use 30s, 500ms, 2m)") from None
 
 
-def _dispatch(args: argparse.Namespace) -> Callable[[], int]:
+def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Callable[[], int]:
     if args.command == "render":
         from opsgit.commands.render import render
         return lambda: render(envs=args.env, roles=args.role, as_json=args.json)
@@ -148,6 +151,11 @@ def _dispatch(args: argparse.Namespace) -> Callable[[], int]:
         from opsgit.commands.agent import agent
         return lambda: agent(dev=args.dev, http_addr=args.http_addr, data_dir=args.data_dir, token=args.token,
                              node=args.node)
+    if args.command == "plan" and args.affected:
+        from opsgit.commands.plan_affected import plan_affected
+        return lambda: plan_affected(args.base, status=args.status, detailed_exitcode=args.detailed_exitcode)
+    if args.command == "plan" and not args.env:
+        parser.error("plan needs --env ENV or --affected")
     if args.command == "plan":
         from opsgit.commands.plan import plan
         return lambda: plan(args.env, out=args.out, refresh_only=args.refresh_only, targets=args.target,
@@ -211,4 +219,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as error:
             print(f"error: cannot enter {args.directory}: {error.strerror}", file=sys.stderr)
             return 1
-    return run_guarded(lambda: _dispatch(args)())
+    return run_guarded(lambda: _dispatch(args, parser)())

@@ -39,10 +39,18 @@ def validate(c: Context, no_packer: bool = False) -> None:
 
 @task(iterable=["target"], help={"env": "the environment", "target": "only this address (repeatable)",
                                  "destroy": "plan to destroy everything", "refresh_only": "only refresh the state",
-                                 "json": "print the plan as JSON"})
-def plan(c: Context, env: str, target: list[str] | None = None, destroy: bool = False, refresh_only: bool = False,
-         json: bool = False) -> None:
-    """Plan one environment: refresh, diff, print and save the plan (build/plans/ENV.plan.json)."""
+                                 "json": "print the plan as JSON", "affected": "plan what the git change affects",
+                                 "base": "with --affected: the ref to compare with", "status": "post commit statuses"})
+def plan(c: Context, env: str = "", target: list[str] | None = None, destroy: bool = False,
+         refresh_only: bool = False, json: bool = False, affected: bool = False, base: str = "",
+         status: bool = False) -> None:
+    """Plan one environment (--env) or every affected one (--affected --base origin/main --status)."""
+    if affected:
+        from opsgit.commands.plan_affected import plan_affected
+        _run(lambda: plan_affected(base or None, status=status))
+        return
+    if not env:
+        raise Exit("error: plan needs --env ENV or --affected", code=1)
     from opsgit.commands.plan import plan as command
     _run(lambda: command(env, targets=target or [], destroy=destroy, refresh_only=refresh_only, as_json=json))
 

@@ -45,10 +45,12 @@ class Workspace:
 def open_workspace(env: str, root: Path | None = None) -> Workspace:
     root = root or find_root()
     settings = load_settings(root)
-    repo = load_repo(root, settings)
-    if env not in repo.environments:
+    known = sorted(p.name for p in (root / "environments").iterdir() if (p / "env.yaml").exists()) \
+        if (root / "environments").is_dir() else []
+    if env not in known:
         raise UserError(f"unknown environment {env!r}",
-                        hint=suggest(env, repo.environments) or f"environments: {', '.join(sorted(repo.environments))}")
+                        hint=suggest(env, known) or f"environments: {', '.join(known) or 'none'}")
+    repo = load_repo(root, settings, only={env})  # one environment's mistakes do not block another's plan
     graph, _ = GraphRenderer(repo, make_environment(root)).render(repo.environments[env])
     return Workspace(root=root, settings=settings, env=env, graph=graph,
                      backend=open_backend(graph.state, env, root))

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsgit.config import load_settings
+from opsgit.errors import UserError
 from opsgit.gitops.diff import Change, changed_files, export_tree, list_files, read_files
 from opsgit.render.pipeline import renderers
-from opsgit.repo import load_repo
+from opsgit.repo import Repo, load_repo
 
 SOURCE = re.compile(r"""source:\s*["']?([A-Za-z0-9_-]+)""")
 SHARED = ("pyproject.toml", "modules", "templates")
@@ -127,17 +128,47 @@ def _render_pairs(work: _Work) -> list[tuple[str, str, str | None, str | None]]:
     with the base side already parsed and every unchanged template already compiled."""
     envs = {name for kind, name in work.jobs if kind == "graph"}
     roles = {name for kind, name in work.jobs if kind != "graph"}
-    sides = [load_repo(directory, only=envs, only_roles=roles, role_names=names)
-             for directory, names in zip(work.directories, work.role_names, strict=True)]
+    sides = []
+    broken: list[dict[str, str]] = []
+    for directory, names in zip(work.directories, work.role_names, strict=True):
+        repo, failures = _load_side(directory, envs, roles, names)
+        sides.append(repo)
+        broken.append(failures)
     kinds = [{r.kind: r for r in renderers(repo)} for repo in sides]
     results = []
     for kind, name in work.jobs:
         hashes: list[str | None] = []
-        for repo, by_kind in zip(sides, kinds, strict=True):
+        for repo, by_kind, failures in zip(sides, kinds, broken, strict=True):
             present = name in (repo.environments if kind == "graph" else repo.roles)
-            hashes.append(by_kind[kind].render(name).hash if present else None)
+            if kind == "graph" and name in failures:
+                hashes.append(f"unrenderable: {failures[name]}")
+                continue
+            try:
+                hashes.append(by_kind[kind].render(name).hash if present else None)
+            except UserError as error:
+                # It no longer renders: that is a change, and planning it will report why.
+                hashes.append(f"unrenderable: {error}")
         results.append((kind, name, hashes[0], hashes[1]))
     return results
+
+
+def _load_side(directory: Path, envs: set[str], roles: set[str], role_names: frozenset[str]
+               ) -> tuple[Repo, dict[str, str]]:
+    """Load one commit's share; an environment that does not load is set aside with its error
+    (the others must still be compared)."""
+    try:
+        return load_repo(directory, only=envs, only_roles=roles, role_names=role_names), {}
+    except UserError:
+        pass
+    failures: dict[str, str] = {}
+    good = set()
+    for env in envs:
+        try:
+            load_repo(directory, only={env}, only_roles=set(), role_names=role_names)
+            good.add(env)
+        except UserError as error:
+            failures[env] = str(error)
+    return load_repo(directory, only=good, only_roles=roles, role_names=role_names), failures
 
 
 def _compare(directories: tuple[Path, Path], role_names: tuple[frozenset[str], frozenset[str]],

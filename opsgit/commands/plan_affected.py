@@ -1,0 +1,124 @@
+"""`opsgit plan --affected`: plan every environment a change affects, post statuses, summarise.
+
+    invoke plan --affected --base origin/main --status
+"""
+
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from opsgit import output
+from opsgit.commands.plan import make_plan, save_plan
+from opsgit.config import find_root, load_settings
+from opsgit.engine.backends import open_backend
+from opsgit.engine.plan import Plan
+from opsgit.engine.plan_text import format_plan
+from opsgit.engine.workspace import Workspace, open_workspace
+from opsgit.error_handler import EXIT_CHANGES
+from opsgit.errors import UserError
+from opsgit.gitops.affected import Impact, affected
+from opsgit.gitops.diff import export_tree
+from opsgit.gitops.status import StatusPoster, context_name, target_from_environment
+
+PLAN_WORKERS = 4
+
+
+@dataclass
+class Outcome:
+    env: str
+    action: str
+    plan: Plan | None = None
+    error: str | None = None
+    bug: bool = False
+
+    @property
+    def result(self) -> str:
+        return "error" if self.bug else "failed" if self.error else "planned"
+
+
+def _deleted_workspace(root: Path, base: str, env: str) -> Workspace:
+    """An environment deleted by the change: its graph as it was at the base, with no resources,
+    so that planning it plans the destruction of everything its state holds."""
+    with tempfile.TemporaryDirectory(prefix="opsgit-deleted-") as scratch:
+        export_tree(root, base, Path(scratch), ["pyproject.toml", "modules", "roles", "templates",
+                                                f"environments/{env}"])
+        old = open_workspace(env, Path(scratch))
+    graph = replace(old.graph, resources={}, outputs={})
+    return Workspace(root=root, settings=load_settings(root), env=env, graph=graph,
+                     backend=open_backend(graph.state, env, root))
+
+
+def _plan_one(root: Path, base: str, impact: Impact) -> Outcome:
+    try:
+        if impact.action == "destroy":
+            workspace = _deleted_workspace(root, base, impact.name)
+            result = make_plan(workspace, mode="destroy")
+        else:
+            workspace = open_workspace(impact.name, root)
+            result = make_plan(workspace)
+        save_plan(result, workspace.plan_path)
+        return Outcome(impact.name, impact.action, plan=result)
+    except UserError as error:
+        return Outcome(impact.name, impact.action, error=str(error))
+    except Exception as error:  # an opsgit bug in one environment must not hide the others' results
+        return Outcome(impact.name, impact.action, error=f"unexpected {type(error).__name__}: {error}", bug=True)
+
+
+def plan_affected(base: str | None = None, head: str = "HEAD", *, status: bool = False,
+                  detailed_exitcode: bool = False) -> int:
+    root = find_root()
+    settings = load_settings(root)
+    base = base or settings.default_base
+    poster = StatusPoster(target_from_environment(root)) if status else None  # fail before any work
+    found = affected(root, base, head)
+    if not found.environments:
+        output.say(f"No environment is affected by the change from {base}.")
+        return 0
+    prefix = settings.status_context_prefix
+    if poster is not None:
+        for impact in found.environments:
+            poster.post(context_name(prefix, "plan", impact.name), "pending", "Planning…")
+    with ThreadPoolExecutor(max_workers=PLAN_WORKERS) as pool:
+        outcomes = list(pool.map(lambda impact: _plan_one(root, found.base, impact), found.environments))
+    for outcome in outcomes:
+        output.say(f"\n=== {outcome.env} ({outcome.action}) ===")
+        output.say(format_plan(outcome.plan) if outcome.plan else f"Error: {outcome.error}")
+        if poster is not None:
+            context = context_name(prefix, "plan", outcome.env)
+            if outcome.plan is not None:
+                poster.post(context, "success", outcome.plan.summary_line())
+            else:
+                poster.post(context, "error" if outcome.bug else "failure", outcome.error or "failed")
+    output.say("\n" + _table(outcomes))
+    if poster is not None:
+        poster.comment(_comment(outcomes, found.base, found.head))
+    if any(o.error for o in outcomes):
+        return 1
+    changed = any(o.plan is not None and o.plan.has_changes for o in outcomes)
+    return EXIT_CHANGES if detailed_exitcode and changed else 0
+
+
+def _table(outcomes: list[Outcome]) -> str:
+    rows = [("environment", "add", "change", "destroy", "result")]
+    for outcome in outcomes:
+        add, change, destroy = outcome.plan.summary if outcome.plan else ("-", "-", "-")
+        rows.append((outcome.env, str(add), str(change), str(destroy), outcome.result))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+
+
+def _comment(outcomes: list[Outcome], base: str, head: str) -> str:
+    lines = [f"### opsgit plans for {head[:12]} (against {base[:12]})", "",
+             "| environment | result | summary |", "|---|---|---|"]
+    for outcome in outcomes:
+        summary = outcome.plan.summary_line() if outcome.plan else (outcome.error or "")
+        lines.append(f"| `{outcome.env}` | {outcome.result} | {summary[:200]} |")
+    for outcome in outcomes:
+        if outcome.plan is not None:
+            text = format_plan(outcome.plan)
+            lines += ["", f"<details><summary>{outcome.env}</summary>", "", "```diff", text[:60000], "```",
+                      "</details>"]
+    return "\n".join(lines)

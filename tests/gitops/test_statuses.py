@@ -1,0 +1,169 @@
+"""`opsgit plan --affected --status` against a local server that keeps GitHub's status contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_tree
+from tests.gitops.test_affected import git
+
+TOKEN = "ghs_s3cr3t-token-value"
+MODULE = """\
+variables:
+  n: {type: number}
+---
+resources:
+  null_resource.node:
+    count: {{ var.n }}
+    triggers: {index: "${count.index}"}
+"""
+
+
+class GitHub(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.statuses: list[dict[str, str]] = []
+        self.comments: dict[int, str] = {}
+        self.fail_next = 1  # the first call gets a 502, which must be retried
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: GitHub
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict[str, object]:
+        return dict(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"))
+
+    def _authorised(self) -> bool:
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self._reply(401, {"message": "Bad credentials"})
+            return False
+        if self.server.fail_next:
+            self.server.fail_next -= 1
+            self._reply(502, {"message": "Server Error"})
+            return False
+        return True
+
+    def do_POST(self) -> None:
+        if not self._authorised():
+            return
+        body = self._body()
+        if "/statuses/" in self.path:
+            if body.get("state") not in ("error", "failure", "pending", "success"):
+                return self._reply(422, {"message": "Validation Failed: state"})
+            if len(str(body.get("description", ""))) > 140:
+                return self._reply(422, {"message": "description is too long (maximum is 140 characters)"})
+            self.server.statuses.append({"sha": self.path.rsplit("/", 1)[1], **{k: str(v) for k, v in body.items()}})
+            return self._reply(201, {"id": len(self.server.statuses)})
+        if self.path.endswith("/issues/7/comments"):
+            number = len(self.server.comments) + 1
+            self.server.comments[number] = str(body["body"])
+            return self._reply(201, {"id": number})
+        self._reply(404, {"message": "Not Found"})
+
+    def do_GET(self) -> None:
+        if not self._authorised():
+            return
+        if "/issues/7/comments" in self.path:
+            return self._reply(200, [{"id": k, "body": v} for k, v in self.server.comments.items()])
+        self._reply(404, {"message": "Not Found"})
+
+    def do_PATCH(self) -> None:
+        if not self._authorised():
+            return
+        number = int(self.path.rsplit("/", 1)[1])
+        self.server.comments[number] = str(self._body()["body"])
+        self._reply(200, {"id": number})
+
+
+@pytest.fixture
+def github() -> Iterator[GitHub]:
+    server = GitHub()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    env = "modules:\n  app:\n    source: app\n    inputs: {n: 1}\n"
+    root = write_tree(tmp_path / "ops", {"environments/a/env.yaml": env, "environments/b/env.yaml": env,
+                                         "environments/c/env.yaml": env, "modules/app/module.yaml": MODULE,
+                                         "pyproject.toml": "[tool.opsgit]\nstatus_context_prefix = \"opsgit\"\n"})
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "base")
+    git(root, "checkout", "-q", "-b", "pr")
+    for name in ("a", "b"):
+        (root / f"environments/{name}/env.yaml").write_text(env.replace("n: 1", "n: 2"))
+    (root / "environments/c/env.yaml").write_text(env.replace("n: 1", "n: 2").replace("source: app", "source: ap"))
+    git(root, "commit", "-qam", "grow a and b, break c")
+    return root
+
+
+def run(repo: Path, github: GitHub, *args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    env.update({"GITHUB_API_URL": f"http://127.0.0.1:{github.server_address[1]}", "GITHUB_REPOSITORY": "org/ops",
+                "GITHUB_REF": "refs/pull/7/merge", "GITHUB_RUN_ID": "99", "GITHUB_SERVER_URL": "https://github.test"})
+    if token:
+        env["GITHUB_TOKEN"] = token
+    return subprocess.run([sys.executable, "-m", "opsgit", "plan", "--affected", "--base", "main", *args], cwd=repo,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_statuses_per_environment_pending_then_result(repo: Path, github: GitHub) -> None:
+    result = run(repo, github, "--status")
+    assert result.returncode == 1  # c's plan failed
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    by_context: dict[str, list[tuple[str, str]]] = {}
+    for status in github.statuses:
+        assert status["sha"] == sha and status["target_url"] == "https://github.test/org/ops/actions/runs/99"
+        by_context.setdefault(status["context"], []).append((status["state"], status["description"]))
+    assert by_context["opsgit/plan: a"] == [("pending", "Planning…"),
+                                            ("success", "Plan: 2 to add, 0 to change, 0 to destroy.")]
+    assert by_context["opsgit/plan: b"][-1][0] == "success"
+    assert [state for state, _ in by_context["opsgit/plan: c"]] == ["pending", "failure"]
+    assert "unknown module 'ap'" in by_context["opsgit/plan: c"][-1][1]
+    assert all(len(description) <= 140 for states in by_context.values() for _, description in states)
+    assert "environment  add  change  destroy  result" in result.stdout
+    assert TOKEN not in result.stdout + result.stderr
+    assert len(github.comments) == 1 and "opsgit plans for" in github.comments[1]
+
+    again = run(repo, github, "--status")  # the comment is edited in place, not added again
+    assert again.returncode == 1 and len(github.comments) == 1
+
+
+def test_missing_token_is_a_clear_error_before_any_work(repo: Path, github: GitHub) -> None:
+    result = run(repo, github, "--status", token=None)
+    assert result.returncode == 1
+    assert "--status needs a token: GITHUB_TOKEN is not set" in result.stderr
+    assert github.statuses == [] and "Traceback" not in result.stderr
+
+
+def test_a_status_the_server_refuses_is_a_warning_not_a_different_result(repo: Path, github: GitHub) -> None:
+    result = run(repo, github, "--status", token="wrong-token")
+    assert "warning: status opsgit/plan: a = pending not posted" in result.stderr
+    assert "wrong-token" not in result.stdout + result.stderr
+    assert "Plan: 2 to add, 0 to change, 0 to destroy." in result.stdout
+    assert result.returncode == 1  # only because c failed
