@@ -87,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     affected.add_argument("--head", default="HEAD")
     affected.add_argument("--json", action="store_true", help="JSON with a CI matrix (one job per environment)")
 
+    unlock = commands.add_parser("unlock", help="show who holds an environment's run lock, and remove it")
+    unlock.add_argument("--env", required=True)
+    unlock.add_argument("--force", action="store_true", help="remove without asking")
+    commands.add_parser("locks", help="list every environment's run lock and its holder")
+    history = commands.add_parser("history", help="the plans and applies that ran")
+    history.add_argument("--env")
+    history.add_argument("--json", action="store_true")
+
     kv = commands.add_parser("kv", help="read and write Consul KV, as `consul kv` does")
     kv_commands = kv.add_subparsers(dest="kv_command", metavar="SUBCOMMAND", required=True)
     get = kv_commands.add_parser("get", help="print a value (or a tree with --recurse)")
@@ -160,7 +168,7 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Call
         from opsgit.commands.plan import plan
         return lambda: plan(args.env, out=args.out, refresh_only=args.refresh_only, targets=args.target,
                             destroy=args.destroy, detailed_exitcode=args.detailed_exitcode, as_json=args.json,
-                            parallelism=args.parallelism, refresh=args.refresh == "true")
+                            parallelism=args.parallelism, refresh=args.refresh == "true", status=args.status)
     if args.command == "apply":
         from opsgit.commands.apply import apply
         return lambda: apply(args.env, args.plan_file, auto_approve=args.auto_approve, parallelism=args.parallelism,
@@ -183,6 +191,15 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Call
     if args.command == "affected":
         from opsgit.commands.affected import affected
         return lambda: affected(args.base, args.head, as_json=args.json)
+    if args.command == "unlock":
+        from opsgit.commands.unlock import unlock
+        return lambda: unlock(args.env, force=args.force)
+    if args.command == "history":
+        from opsgit.commands.history import history
+        return lambda: history(args.env, as_json=args.json)
+    if args.command == "locks":
+        from opsgit.commands.unlock import locks
+        return locks
     if args.command == "kv":
         from opsgit.commands import kv
         if args.kv_command == "get":

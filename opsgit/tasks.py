@@ -77,4 +77,11 @@ def drift(c: Context, env: str) -> None:
     _run(lambda: command(env))
 
 
-ns = Collection(render, validate, plan, apply, drift)
+@task(help={"env": "the environment", "force": "remove without asking"})
+def unlock(c: Context, env: str, force: bool = False) -> None:
+    """Show who holds an environment's run lock, and remove it."""
+    from opsgit.commands.unlock import unlock as command
+    _run(lambda: command(env, force=force))
+
+
+ns = Collection(render, validate, plan, apply, drift, unlock)

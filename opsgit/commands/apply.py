@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from opsgit import output
@@ -11,9 +12,10 @@ from opsgit.commands.plan import make_plan
 from opsgit.engine.apply import Applier, StalePlan
 from opsgit.engine.plan import Plan, input_hash
 from opsgit.engine.plan_text import format_plan, show
-from opsgit.engine.runlock import local_run_lock
 from opsgit.engine.workspace import Workspace, open_workspace
 from opsgit.errors import UserError
+from opsgit.gitops import history
+from opsgit.gitops.locks import run_lock
 
 
 def read_plan(path: Path) -> Plan:
@@ -28,7 +30,7 @@ def read_plan(path: Path) -> Plan:
 def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False, parallelism: int = 10,
           lock_timeout: float = 0.0) -> int:
     workspace = open_workspace(env)
-    with local_run_lock(workspace.state_directory, env, "apply", lock_timeout):
+    with run_lock(workspace.graph.lock, env, workspace.root, "apply", lock_timeout):
         if plan_file is not None:
             chosen = read_plan(plan_file)
             if chosen.env != env:
@@ -57,9 +59,20 @@ def _approved(env: str) -> bool:
 
 def _run(workspace: Workspace, plan: Plan, parallelism: int) -> int:
     state = workspace.backend.load()
+    lines: list[str] = []
+
+    def progress(line: str) -> None:
+        lines.append(line)
+        output.say(line)
+
     applier = Applier(plan, workspace.backend, workspace.providers(state), parallelism=parallelism,
-                      progress=output.say)
+                      progress=progress)
+    started = time.monotonic()
     result = applier.run()
+    history.record(workspace.root, workspace.graph.state, workspace.env, kind="apply",
+                   summary=result.summary_line() if result.ok else "; ".join(result.errors)[:300],
+                   result="applied" if result.ok else "failed", duration=time.monotonic() - started,
+                   plan_document=plan.to_json(), log="\n".join(lines))
     if not result.ok:
         output.say("")
         for error in result.errors:

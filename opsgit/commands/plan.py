@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from opsgit.engine.plan import Plan, Planner
 from opsgit.engine.plan_text import format_plan
 from opsgit.engine.workspace import Workspace, open_workspace
 from opsgit.error_handler import EXIT_CHANGES
+from opsgit.gitops import history
 
 
 def make_plan(workspace: Workspace, *, mode: str = "normal", targets: Sequence[str] = (),
@@ -31,12 +33,18 @@ def save_plan(plan: Plan, path: Path) -> None:
 
 def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targets: Sequence[str] = (),
          destroy: bool = False, detailed_exitcode: bool = False, as_json: bool = False, parallelism: int = 10,
-         refresh: bool = True) -> int:
+         refresh: bool = True, status: bool = False) -> int:
+    if status:
+        return _plan_with_status(env, detailed_exitcode=detailed_exitcode)
     workspace = open_workspace(env)
     mode = "refresh-only" if refresh_only else "destroy" if destroy else "normal"
+    started = time.monotonic()
     result = make_plan(workspace, mode=mode, targets=targets, parallelism=parallelism, refresh=refresh)
     path = out or workspace.plan_path
     save_plan(result, path)
+    history.record(workspace.root, workspace.graph.state, env, kind="plan", summary=result.summary_line(),
+                   result="changes" if result.has_changes else "no-op", duration=time.monotonic() - started,
+                   plan_document=result.to_json(), log=format_plan(result))
     if as_json:
         output.emit_json(result.to_json())
     else:
@@ -46,3 +54,28 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
             output.say(f"\nSaved the plan to: {shown}\nTo perform exactly these actions, run: "
                        f"opsgit apply --env {env} {shown}")
     return EXIT_CHANGES if detailed_exitcode and result.has_changes else 0
+
+
+def _plan_with_status(env: str, *, detailed_exitcode: bool) -> int:
+    """One environment's plan with its commit status (a CI matrix job per environment)."""
+    from opsgit.config import find_root, load_settings
+    from opsgit.errors import UserError
+    from opsgit.gitops.status import StatusPoster, context_name, target_from_environment
+
+    root = find_root()
+    poster = StatusPoster(target_from_environment(root))
+    context = context_name(load_settings(root).status_context_prefix, "plan", env)
+    poster.post(context, "pending", "Planning…")
+    try:
+        code = plan(env, detailed_exitcode=detailed_exitcode)
+    except UserError as error:
+        poster.post(context, "failure", str(error))
+        raise
+    except Exception as error:
+        poster.post(context, "error", f"opsgit failed: {type(error).__name__}")
+        raise
+    saved = open_workspace(env).plan_path
+    summary = json.loads(saved.read_text())["summary"]
+    poster.post(context, "success", f"Plan: {summary['add']} to add, {summary['change']} to change, "
+                f"{summary['destroy']} to destroy.")
+    return code

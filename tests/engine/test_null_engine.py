@@ -126,3 +126,15 @@ def test_unknown_resource_type_and_attribute_are_user_errors(repo: Path) -> None
     (repo / "modules/app/module.yaml").write_text(MODULE.replace("filename:", "filname:"))
     result = run(repo, "plan", "--env", "t")
     assert "local_file has no attribute 'filname' (did you mean 'filename'?)" in result.stderr
+
+
+def test_history_records_plans_and_applies(repo: Path) -> None:
+    run(repo, "plan", "--env", "t")
+    run(repo, "apply", "--env", "t", "--auto-approve")
+    listed = run(repo, "history", "--env", "t", "--json")
+    entries = json.loads(listed.stdout)
+    assert [(e["kind"], e["result"]) for e in entries] == [("plan", "changes"), ("apply", "applied")]
+    assert entries[1]["summary"] == "Apply complete! Resources: 5 added, 0 changed, 0 destroyed."
+    assert entries[0]["plan_hash"] and entries[0]["duration_seconds"] >= 0
+    text = run(repo, "history").stdout
+    assert "t            apply  applied" in text
