@@ -11,7 +11,7 @@ plan can tell whether the state moved on since it was made.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -66,3 +66,28 @@ class State:
 
     def without_resource(self, address: str, serial: int) -> State:
         return replace(self, serial=serial, resources={a: r for a, r in self.resources.items() if a != address})
+
+
+def journal_entry(lineage: str, serial: int, address: str, resource: ResourceState | None) -> dict[str, Any]:
+    """One completed resource change, as state backends journal it."""
+    return {"lineage": lineage, "serial": serial, "address": address,
+            "resource": resource.to_json() if resource else None}
+
+
+def replay(state: State, entries: Iterable[Mapping[str, Any]], *, adopt_lineage: bool = False) -> State:
+    """`state` with the journal entries that follow it applied, in order. `adopt_lineage`: the
+    state was never written, so the journal's first entry says which lineage it belongs to."""
+    resources = dict(state.resources)
+    serial = state.serial
+    lineage = state.lineage
+    for number, entry in enumerate(entries):
+        if adopt_lineage and number == 0:
+            lineage = str(entry.get("lineage", lineage))
+        if entry.get("lineage") != lineage or int(entry["serial"]) <= serial:
+            continue
+        serial = int(entry["serial"])
+        if entry.get("resource"):
+            resources[str(entry["address"])] = ResourceState.from_json(entry["resource"])
+        else:
+            resources.pop(str(entry["address"]), None)
+    return replace(state, lineage=lineage, serial=serial, resources=resources)

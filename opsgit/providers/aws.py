@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opsgit.providers.base import Field, Schema
@@ -61,6 +61,23 @@ def _by_region(items: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str | Non
     for position, (_, attributes) in enumerate(items):
         groups.setdefault(_region(attributes), []).append(position)
     return groups
+
+
+def _read_batched(clients: Clients, service: str, items: Sequence[tuple[str, Mapping[str, Any]]],
+                  fetch: Callable[[Any, list[str]], Mapping[str, Any]],
+                  shape: Callable[[Any, Mapping[str, Any]], dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """Read many resources with one call per region and chunk: `fetch(client, ids)` returns what
+    exists by id, `shape(found, previous attributes)` makes it config-shaped; missing ones are None."""
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    for region, positions in _by_region(items).items():
+        client = clients.get(service, region)
+        for start in range(0, len(positions), BATCH):
+            chunk = positions[start:start + BATCH]
+            found = fetch(client, [items[p][0] for p in chunk])
+            for position in chunk:
+                item = found.get(items[position][0])
+                results[position] = shape(item, items[position][1]) if item is not None else None
+    return results
 
 
 def _ordered_like(found: list[Any], previous: Sequence[Any] | None) -> list[Any]:
@@ -136,20 +153,11 @@ class SecurityGroup:
         return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
-        results: list[dict[str, Any] | None] = [None] * len(items)
-        for region, positions in _by_region(items).items():
-            ec2 = self.clients.get("ec2", region)
-            for start in range(0, len(positions), BATCH):
-                chunk = positions[start:start + BATCH]
-                ids = [items[p][0] for p in chunk]
-                found = {}
-                for page in ec2.get_paginator("describe_security_groups").paginate(
-                        Filters=[{"Name": "group-id", "Values": ids}]):
-                    found.update({g["GroupId"]: g for g in page["SecurityGroups"]})
-                for position in chunk:
-                    group = found.get(items[position][0])
-                    results[position] = self._shape(group, items[position][1]) if group else None
-        return results
+        def fetch(ec2: Any, ids: list[str]) -> dict[str, Any]:
+            pages = ec2.get_paginator("describe_security_groups").paginate(Filters=[{"Name": "group-id",
+                                                                                     "Values": ids}])
+            return {g["GroupId"]: g for page in pages for g in page["SecurityGroups"]}
+        return _read_batched(self.clients, "ec2", items, fetch, self._shape)
 
     def create(self, config: Mapping[str, Any], token: str) -> tuple[str, dict[str, Any]]:
         ec2 = self.clients.get("ec2", _region(config))
@@ -251,19 +259,11 @@ class LaunchConfiguration:
         return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
-        results: list[dict[str, Any] | None] = [None] * len(items)
-        for region, positions in _by_region(items).items():
-            autoscaling = self.clients.get("autoscaling", region)
-            for start in range(0, len(positions), BATCH):
-                chunk = positions[start:start + BATCH]
-                found = {}
-                for page in autoscaling.get_paginator("describe_launch_configurations").paginate(
-                        LaunchConfigurationNames=[items[p][0] for p in chunk]):
-                    found.update({c["LaunchConfigurationName"]: c for c in page["LaunchConfigurations"]})
-                for position in chunk:
-                    item = found.get(items[position][0])
-                    results[position] = self._shape(item, items[position][1]) if item else None
-        return results
+        def fetch(autoscaling: Any, names: list[str]) -> dict[str, Any]:
+            pages = autoscaling.get_paginator("describe_launch_configurations").paginate(
+                LaunchConfigurationNames=names)
+            return {c["LaunchConfigurationName"]: c for page in pages for c in page["LaunchConfigurations"]}
+        return _read_batched(self.clients, "autoscaling", items, fetch, self._shape)
 
     def create(self, config: Mapping[str, Any], token: str) -> tuple[str, dict[str, Any]]:
         autoscaling = self.clients.get("autoscaling", _region(config))
@@ -315,17 +315,13 @@ class LaunchTemplate:
         return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
-        results: list[dict[str, Any] | None] = [None] * len(items)
-        for region, positions in _by_region(items).items():
-            ec2 = self.clients.get("ec2", region)
-            for start in range(0, len(positions), BATCH):
-                chunk = positions[start:start + BATCH]
-                found = self._describe(ec2, [items[p][0] for p in chunk])
-                for position in chunk:
-                    template = found.get(items[position][0])
-                    if template is not None:
-                        results[position] = self._shape(ec2, template, items[position][1])
-        return results
+        def fetch(ec2: Any, ids: list[str]) -> dict[str, Any]:
+            templates = self._describe(ec2, ids)
+            return {i: (t, ec2.describe_launch_template_versions(LaunchTemplateId=i, Versions=["$Latest"])[
+                "LaunchTemplateVersions"][0]) for i, t in templates.items()}
+        def shape(found: tuple[Any, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
+            return self._shape(found[0], found[1], previous)
+        return _read_batched(self.clients, "ec2", items, fetch, shape)
 
     def _describe(self, ec2: Any, ids: list[str]) -> dict[str, Any]:
         """One call for many ids; the API refuses the whole call when one is missing, so then
@@ -343,9 +339,8 @@ class LaunchTemplate:
             found.update(self._describe(ec2, [template_id]))
         return found
 
-    def _shape(self, ec2: Any, template: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
-        version = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"],
-                                                        Versions=["$Latest"])["LaunchTemplateVersions"][0]
+    def _shape(self, template: Mapping[str, Any], version: Mapping[str, Any], previous: Mapping[str, Any]
+               ) -> dict[str, Any]:
         data = version["LaunchTemplateData"]
         shaped: dict[str, Any] = {"name": template["LaunchTemplateName"], "image_id": data.get("ImageId"),
                                   "instance_type": data.get("InstanceType"), "id": template["LaunchTemplateId"],
@@ -442,19 +437,10 @@ class AutoscalingGroup:
         return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
-        results: list[dict[str, Any] | None] = [None] * len(items)
-        for region, positions in _by_region(items).items():
-            autoscaling = self.clients.get("autoscaling", region)
-            for start in range(0, len(positions), BATCH):
-                chunk = positions[start:start + BATCH]
-                found = {}
-                for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
-                        AutoScalingGroupNames=[items[p][0] for p in chunk]):
-                    found.update({g["AutoScalingGroupName"]: g for g in page["AutoScalingGroups"]})
-                for position in chunk:
-                    group = found.get(items[position][0])
-                    results[position] = self._shape(group, items[position][1]) if group else None
-        return results
+        def fetch(autoscaling: Any, names: list[str]) -> dict[str, Any]:
+            pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(AutoScalingGroupNames=names)
+            return {g["AutoScalingGroupName"]: g for page in pages for g in page["AutoScalingGroups"]}
+        return _read_batched(self.clients, "autoscaling", items, fetch, self._shape)
 
     def _sizes(self, config: Mapping[str, Any]) -> dict[str, Any]:
         arguments: dict[str, Any] = {"MinSize": int(config["min_size"]), "MaxSize": int(config["max_size"])}
@@ -543,21 +529,11 @@ class Instance:
         return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
-        results: list[dict[str, Any] | None] = [None] * len(items)
-        for region, positions in _by_region(items).items():
-            ec2 = self.clients.get("ec2", region)
-            for start in range(0, len(positions), BATCH):
-                chunk = positions[start:start + BATCH]
-                found = {}
-                for page in ec2.get_paginator("describe_instances").paginate(
-                        Filters=[{"Name": "instance-id", "Values": [items[p][0] for p in chunk]}]):
-                    for reservation in page["Reservations"]:
-                        found.update({i["InstanceId"]: i for i in reservation["Instances"]
-                                      if i["State"]["Name"] not in ("terminated", "shutting-down")})
-                for position in chunk:
-                    instance = found.get(items[position][0])
-                    results[position] = self._shape(instance, items[position][1]) if instance else None
-        return results
+        def fetch(ec2: Any, ids: list[str]) -> dict[str, Any]:
+            pages = ec2.get_paginator("describe_instances").paginate(Filters=[{"Name": "instance-id", "Values": ids}])
+            return {i["InstanceId"]: i for page in pages for reservation in page["Reservations"]
+                    for i in reservation["Instances"] if i["State"]["Name"] not in ("terminated", "shutting-down")}
+        return _read_batched(self.clients, "ec2", items, fetch, self._shape)
 
     def create(self, config: Mapping[str, Any], token: str) -> tuple[str, dict[str, Any]]:
         ec2 = self.clients.get("ec2", _region(config))

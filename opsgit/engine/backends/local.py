@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from opsgit.engine.state import ResourceState, State
+from opsgit.engine.state import ResourceState, State, journal_entry, replay
 from opsgit.errors import UserError
 
 
@@ -42,34 +41,12 @@ class LocalBackend:
     def _replay(self, state: State) -> State:
         if not self.journal.exists():
             return state
-        if not self.path.exists():
-            # A first apply that died before its first compaction: the journal knows the lineage.
-            with self.journal.open() as journal:
-                first = journal.readline()
-            try:
-                state = replace(state, lineage=json.loads(first)["lineage"])
-            except (ValueError, KeyError):
-                return state
-        resources = dict(state.resources)
-        serial = state.serial
         with self.journal.open() as journal:
-            for line in journal:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    break  # a torn last line: the change it described was never acknowledged
-                if record.get("lineage") != state.lineage or record["serial"] <= serial:
-                    continue
-                serial = record["serial"]
-                if record.get("resource"):
-                    resources[record["address"]] = ResourceState.from_json(record["resource"])
-                else:
-                    resources.pop(record["address"], None)
-        return replace(state, serial=serial, resources=resources)
+            # A first apply that died before its first compaction: the journal knows the lineage.
+            return replay(state, _entries(journal), adopt_lineage=not self.path.exists())
 
     def record(self, lineage: str, serial: int, address: str, resource: ResourceState | None) -> None:
-        entry = {"lineage": lineage, "serial": serial, "address": address,
-                 "resource": resource.to_json() if resource else None}
+        entry = journal_entry(lineage, serial, address, resource)
         if self._journal_handle is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -103,3 +80,11 @@ class LocalBackend:
             os.close(directory)
         self.close()
         self.journal.unlink(missing_ok=True)
+
+
+def _entries(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            return  # a torn last line: the change it described was never acknowledged

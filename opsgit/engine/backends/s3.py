@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opsgit.engine.state import ResourceState, State
+from opsgit.engine.state import ResourceState, State, journal_entry, replay
 from opsgit.errors import ConfigError, UserError
 
 
@@ -78,28 +77,13 @@ class S3Backend:
 
     def _replay(self, state: State) -> State:
         keys = self._journal_keys()
-        if not keys:
-            return state
-        resources = dict(state.resources)
-        serial = state.serial
-        for key in keys:
-            record = json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-            if self.etag is None and serial == 0 and not resources:
-                state = replace(state, lineage=record["lineage"])
-            if record["lineage"] != state.lineage or record["serial"] <= serial:
-                continue
-            serial = record["serial"]
-            if record.get("resource"):
-                resources[record["address"]] = ResourceState.from_json(record["resource"])
-            else:
-                resources.pop(record["address"], None)
-        return replace(state, serial=serial, resources=resources)
+        entries = (json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()) for key in keys)
+        return replay(state, entries, adopt_lineage=self.etag is None)
 
     def record(self, lineage: str, serial: int, address: str, resource: ResourceState | None) -> None:
         from botocore.exceptions import ClientError
 
-        body = json.dumps({"lineage": lineage, "serial": serial, "address": address,
-                           "resource": resource.to_json() if resource else None}).encode()
+        body = json.dumps(journal_entry(lineage, serial, address, resource)).encode()
         try:
             self.s3.put_object(Bucket=self.bucket, Key=f"{self.journal_prefix}{serial:012d}", Body=body,
                                IfNoneMatch="*", ServerSideEncryption="AES256")
