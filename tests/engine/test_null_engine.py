@@ -138,3 +138,20 @@ def test_history_records_plans_and_applies(repo: Path) -> None:
     assert entries[0]["plan_hash"] and entries[0]["duration_seconds"] >= 0
     text = run(repo, "history").stdout
     assert "t            apply  applied" in text
+
+
+def test_ignore_changes_and_import(repo: Path) -> None:
+    run(repo, "apply", "--env", "t", "--auto-approve")
+    ignoring = MODULE.replace("    lifecycle: {prevent_destroy: false}", "    lifecycle: {ignore_changes: [content]}")
+    (repo / "modules/app/module.yaml").write_text(ignoring.replace("nodes={{ var.n }}", "nodes=changed"))
+    assert "module.app.local_file.config" not in actions(plan_json(repo))
+
+    import hashlib
+    content = (repo / "t-app.conf").read_bytes()
+    assert run(repo, "state", "rm", "--env", "t", "module.app.local_file.config").returncode == 0
+    assert actions(plan_json(repo))["module.app.local_file.config"] == ["create"]
+    imported = run(repo, "import", "--env", "t", "module.app.local_file.config", hashlib.sha1(content).hexdigest())
+    assert imported.returncode == 0, imported.stderr
+    assert "module.app.local_file.config" not in actions(plan_json(repo))
+    missing = run(repo, "import", "--env", "t", "module.app.null_resource.nope", "x")
+    assert missing.returncode == 1 and "is not in the configuration of t" in missing.stderr
