@@ -95,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--env")
     history.add_argument("--json", action="store_true")
 
+    template = commands.add_parser("template", help="render config files from Consul (consul-template style)")
+    template.add_argument("--template", action="append", default=[], metavar="SRC:DEST[:COMMAND]")
+    template.add_argument("--role", help="the role's templates and destinations from its role.yaml")
+    template.add_argument("--once", action="store_true", help="render once and exit")
+    template.add_argument("--dry", action="store_true", help="print instead of writing")
+    template.add_argument("--wait", metavar="MIN[:MAX]", help="quiescence before re-rendering")
+    template.add_argument("--missing-key-timeout", type=_duration_arg, default=None,
+                          help="fail, naming the key, when key() waits longer than this")
+
     kv = commands.add_parser("kv", help="read and write Consul KV, as `consul kv` does")
     kv_commands = kv.add_subparsers(dest="kv_command", metavar="SUBCOMMAND", required=True)
     get = kv_commands.add_parser("get", help="print a value (or a tree with --recurse)")
@@ -200,6 +209,10 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Call
     if args.command == "locks":
         from opsgit.commands.unlock import locks
         return locks
+    if args.command == "template":
+        from opsgit.commands.template import template
+        return lambda: template(args.template, role=args.role, once=args.once, dry=args.dry, wait=args.wait,
+                                missing_key_timeout=args.missing_key_timeout)
     if args.command == "kv":
         from opsgit.commands import kv
         if args.kv_command == "get":

@@ -1,0 +1,142 @@
+"""What host templates read from Consul, as plain values, and the dependencies that name it.
+
+A dependency is a hashable value (`("key", "service/web/dburl")`); the data of each is fetched
+once, shared by every template that uses it, and watched with one blocking query.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsgit.consul.client import Consul
+
+Dependency = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    key: str
+    path: str
+    value: str
+    flags: int = 0
+    create_index: int = 0
+    modify_index: int = 0
+    lock_index: int = 0
+    session: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceInstance:
+    node: str
+    address: str
+    port: int
+    id: str
+    name: str
+    tags: tuple[str, ...] = ()
+    meta: dict[str, str] = field(default_factory=dict)
+    status: str = "passing"
+    node_address: str = ""
+
+
+class MissingKey(Exception):
+    """A template called key() on a key that does not exist (yet)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def fetch(consul: Consul, dependency: Dependency, index: int = 0, wait: float | None = None) -> tuple[int, Any]:
+    """(index, data) of one dependency; a blocking query when `index` is given."""
+    kind = dependency[0]
+    at: int | None = index or None
+    if kind == "key":
+        found, pair = consul.kv.get(dependency[1], index=at, wait=wait)
+        return found, None if pair is None else (pair.text, pair.flags, pair.modify_index)
+    if kind == "tree":
+        prefix = dependency[1].rstrip("/") + "/" if dependency[1] else ""
+        found, pairs = consul.kv.tree(prefix, index=at, wait=wait)
+        return found, tuple(KeyPair(p.key[len(prefix):], p.key, p.text, p.flags, p.create_index, p.modify_index,
+                                    p.lock_index, p.session) for p in pairs if not p.key.endswith("/"))
+    if kind == "service":
+        name, tag, passing = dependency[1], dependency[2] or None, dependency[3] == "passing"
+        found, entries = consul.health.service(name, passing=passing, tag=tag, index=at, wait=wait)
+        return found, tuple(sorted((_instance(e) for e in entries), key=lambda s: (s.node, s.id)))
+    if kind == "services":
+        found, services = consul.catalog.services(index=at, wait=wait)
+        return found, tuple(sorted((name, tuple(tags)) for name, tags in services.items()))
+    if kind == "nodes":
+        found, nodes = consul.catalog.nodes(index=at, wait=wait)
+        return found, tuple(sorted((n["Node"], n["Address"]) for n in nodes))
+    if kind == "node":
+        name = dependency[1] or consul.agent.node_name()
+        found, node = consul.catalog.node(name, index=at, wait=wait)
+        return found, node
+    raise ValueError(f"unknown dependency {dependency!r}")
+
+
+def _instance(entry: dict[str, Any]) -> ServiceInstance:
+    service, node, checks = entry["Service"], entry["Node"], entry.get("Checks") or []
+    statuses = [c["Status"] for c in checks]
+    status = "critical" if "critical" in statuses else "warning" if "warning" in statuses else "passing"
+    return ServiceInstance(node=node["Node"], address=service.get("Address") or node["Address"],
+                           port=int(service.get("Port") or 0), id=service["ID"], name=service["Service"],
+                           tags=tuple(service.get("Tags") or ()), meta=dict(service.get("Meta") or {}),
+                           status=status, node_address=node["Address"])
+
+
+class Functions:
+    """The functions a host template calls, reading from `data` and recording what they used."""
+
+    def __init__(self, data: dict[Dependency, Any], load: Callable[[Dependency], Any]) -> None:
+        self.data = data
+        self.load = load
+        self.used: set[Dependency] = set()
+
+    def _get(self, dependency: Dependency) -> Any:
+        self.used.add(dependency)
+        if dependency not in self.data:
+            self.data[dependency] = self.load(dependency)
+        return self.data[dependency]
+
+    def key(self, path: str) -> str:
+        found = self._get(("key", path))
+        if found is None:
+            raise MissingKey(path)
+        return str(found[0])
+
+    def key_or_default(self, path: str, default: Any = "") -> Any:
+        found = self._get(("key", path))
+        return default if found is None else found[0]
+
+    def key_exists(self, path: str) -> bool:
+        return self._get(("key", path)) is not None
+
+    def tree(self, prefix: str) -> list[KeyPair]:
+        return list(self._get(("tree", prefix.strip("/"))))
+
+    def ls(self, prefix: str) -> list[KeyPair]:
+        return [pair for pair in self.tree(prefix) if pair.key and "/" not in pair.key]
+
+    def service(self, name: str, tag: str | None = None, passing: bool = True) -> list[ServiceInstance]:
+        return list(self._get(("service", name, tag or "", "passing" if passing else "any")))
+
+    def services(self) -> list[dict[str, Any]]:
+        return [{"name": name, "tags": list(tags)} for name, tags in self._get(("services",))]
+
+    def nodes(self) -> list[dict[str, str]]:
+        return [{"node": name, "address": address} for name, address in self._get(("nodes",))]
+
+    def node(self, name: str = "") -> Any:
+        return self._get(("node", name))
+
+    @staticmethod
+    def env(name: str, default: str = "") -> str:
+        return os.environ.get(name, default)
+
+    def globals(self) -> dict[str, Callable[..., Any]]:
+        return {name: getattr(self, name) for name in ("key", "key_or_default", "key_exists", "ls", "tree",
+                                                       "service", "services", "node", "nodes", "env")}
