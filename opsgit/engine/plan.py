@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsgit.engine.graph import Graph, Resource
-from opsgit.engine.resolve import UNKNOWN, ResolveError, contains_unknown, known, resolve, unknown_paths
+from opsgit.engine.resolve import (
+    UNKNOWN,
+    ResolveError,
+    contains_unknown,
+    known,
+    replace_unknown,
+    resolve,
+    unknown_paths,
+)
 from opsgit.engine.state import ResourceState, State
 from opsgit.errors import UserError
 from opsgit.providers.base import Provider, ProviderError, ResourceType
@@ -136,7 +144,7 @@ class Plan:
         data["resource_changes"] = [c.to_json() for c in self.resource_changes]
         data["refreshed"] = self.refreshed
         data["graph"] = self.graph.to_json() if self.graph else None
-        data["internal_after"] = {c.address: _encode_unknown(c.after) for c in self.resource_changes}
+        data["internal_after"] = {c.address: replace_unknown(c.after, _UNKNOWN_MARK) for c in self.resource_changes}
         return data
 
     @classmethod
@@ -160,16 +168,6 @@ class Plan:
 
 
 _UNKNOWN_MARK = {"__opsgit_unknown__": True}
-
-
-def _encode_unknown(value: Any) -> Any:
-    if value is UNKNOWN:
-        return _UNKNOWN_MARK
-    if isinstance(value, dict):
-        return {k: _encode_unknown(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_encode_unknown(v) for v in value]
-    return value
 
 
 def _decode_unknown(value: Any) -> Any:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from opsgit.engine.plan import NOOP, Plan, ResourceChange
-from opsgit.engine.resolve import UNKNOWN
+from opsgit.engine.resolve import UNKNOWN, replace_unknown
 
 SYMBOLS = {("create",): "+", ("update",): "~", ("delete",): "-", ("delete", "create"): "-/+",
            ("create", "delete"): "+/-"}
@@ -26,17 +26,7 @@ def show(value: Any, sensitive: bool = False) -> str:
         return "(known after apply)"
     if value is None:
         return "null"
-    return json.dumps(_known(value), sort_keys=True)
-
-
-def _known(value: Any) -> Any:
-    if value is UNKNOWN:
-        return "(known after apply)"
-    if isinstance(value, dict):
-        return {k: _known(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_known(v) for v in value]
-    return value
+    return json.dumps(replace_unknown(value, "(known after apply)"), sort_keys=True)
 
 
 def format_change(change: ResourceChange, *, paint: Any = None) -> list[str]:

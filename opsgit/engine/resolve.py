@@ -112,12 +112,17 @@ def unknown_paths(value: Any) -> Any:
     return False
 
 
+def replace_unknown(value: Any, replacement: Any) -> Any:
+    """`value` with every UNKNOWN inside it replaced by `replacement`."""
+    if value is UNKNOWN:
+        return replacement
+    if isinstance(value, dict):
+        return {k: replace_unknown(v, replacement) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_unknown(v, replacement) for v in value]
+    return value
+
+
 def known(value: Any) -> Any:
     """The JSON-able form: UNKNOWN becomes null."""
-    if value is UNKNOWN:
-        return None
-    if isinstance(value, dict):
-        return {k: known(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [known(v) for v in value]
-    return value
+    return replace_unknown(value, None)
