@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsgit.consul.client import Consul, KVPair
+from opsgit.consul.watch import watch
 from opsgit.errors import ConsulError, UserError
 
 LOCK_FLAG = 0x2DDCCBC058A50C18
@@ -79,6 +80,16 @@ class Session:
         self.destroy()
 
 
+def _watch_held(held: Callable[[int, float], tuple[int, bool]], lost: threading.Event,
+                stop: threading.Event) -> None:
+    """Follow `held` with blocking queries until it turns False (then set `lost`) or `stop` is
+    set; errors are retried every second, as `consul lock` monitors."""
+    for _, still_held in watch(held, wait=LOCK_WAIT, min_interval=0, stop=stop, backoff=(1.0, 1.0)):
+        if not still_held:
+            lost.set()
+            return
+
+
 def _expired(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
@@ -131,18 +142,10 @@ class Lock:
 
     def watch_loss(self, lost: threading.Event, stop: threading.Event) -> None:
         """Block until the lock is no longer ours (then set `lost`) or `stop` is set."""
-        index = 0
-        while not stop.is_set():
-            try:
-                index, pair = self.consul.kv.get(self.key, index=index or None, wait=LOCK_WAIT if index else None,
-                                                 consistent=True)
-            except ConsulError:
-                if stop.wait(1.0):
-                    return
-                continue
-            if pair is None or pair.session != self.session.id:
-                lost.set()
-                return
+        def held(index: int, wait: float) -> tuple[int, bool]:
+            found, pair = self.consul.kv.get(self.key, index=index or None, wait=wait, consistent=True)
+            return found, pair is not None and pair.session == self.session.id
+        _watch_held(held, lost, stop)
 
     def release(self) -> None:
         if not self.held:
@@ -232,19 +235,10 @@ class Semaphore:
         return False
 
     def watch_loss(self, lost: threading.Event, stop: threading.Event) -> None:
-        index = 0
-        while not stop.is_set():
-            try:
-                index, pairs = self.consul.kv.tree(self.prefix, index=index or None,
-                                                   wait=LOCK_WAIT if index else None, consistent=True)
-                state = self._state(pairs)
-            except ConsulError:
-                if stop.wait(1.0):
-                    return
-                continue
-            if self.session.id not in state.holders:
-                lost.set()
-                return
+        def held(index: int, wait: float) -> tuple[int, bool]:
+            found, pairs = self.consul.kv.tree(self.prefix, index=index or None, wait=wait, consistent=True)
+            return found, self.session.id in self._state(pairs).holders
+        _watch_held(held, lost, stop)
 
     def release(self) -> None:
         if not self.held:

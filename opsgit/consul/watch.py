@@ -37,12 +37,15 @@ def service_watch(consul: Consul, name: str, *, passing: bool = True, tag: str |
 
 def watch(fetch: Fetch, *, wait: float = DEFAULT_WAIT, min_interval: float = MIN_INTERVAL,
           stop: threading.Event | None = None, on_error: Callable[[ConsulError, float], None] | None = None,
-          changes_only: bool = True) -> Iterator[tuple[int, Any]]:
+          changes_only: bool = True, backoff: tuple[float, float] = (0.25, MAX_BACKOFF)
+          ) -> Iterator[tuple[int, Any]]:
     """Yield (index, data) first at once, then each time the data change (every answer with
-    `changes_only=False`). Ends when `stop` is set."""
+    `changes_only=False`). Ends when `stop` is set. `backoff` is the first and the longest pause
+    after an error."""
     stop = stop or threading.Event()
+    first_backoff, max_backoff = backoff
     index = 0
-    backoff = 0.25
+    delay = first_backoff
     last: Any = object()
     last_fetch = 0.0
     while not stop.is_set():
@@ -54,12 +57,12 @@ def watch(fetch: Fetch, *, wait: float = DEFAULT_WAIT, min_interval: float = MIN
             found, data = fetch(index, wait)
         except ConsulError as error:
             if on_error is not None:
-                on_error(error, backoff)
-            if stop.wait(backoff):
+                on_error(error, delay)
+            if stop.wait(delay):
                 return
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            delay = min(delay * 2, max_backoff)
             continue
-        backoff = 0.25
+        delay = first_backoff
         # An index that went backwards means start over with a non-blocking read; never block on 0.
         index = 0 if found < index else max(found, 1)
         if not changes_only or data != last:
