@@ -15,6 +15,8 @@ rc 3 and writes a log.
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class OpsgitError(Exception):
     """Base of every error opsgit raises on purpose."""
@@ -31,6 +33,14 @@ class UserError(OpsgitError):
         self.file = file
         self.line = line
         self.hint = hint
+
+    @classmethod
+    def at(cls, source: str, message: str, hint: str | None = None) -> Self:
+        """The error located at a `file:line` source, as resources record where they were written."""
+        file, _, line = source.rpartition(":")
+        if not line.isdigit():
+            file, line = source, ""
+        return cls(message, file=file or None, line=int(line) if line else None, hint=hint)
 
     def __str__(self) -> str:
         where = ""

@@ -23,7 +23,7 @@ from opsgit.engine.plan import NOOP, REPLACE_CBD, Plan, ResourceChange
 from opsgit.engine.resolve import ResolveError, contains_unknown, resolve
 from opsgit.engine.state import ResourceState, State
 from opsgit.errors import UserError
-from opsgit.providers.base import Provider, ProviderError, ResourceType
+from opsgit.providers.base import Provider, ProviderError, ResourceType, describe_error
 
 DEPOSED = ":deposed"
 
@@ -179,7 +179,7 @@ class Applier:
                         counted = future.result()
                     except Exception as error:  # one resource failed: report it, stop scheduling
                         message = str(error) if isinstance(error, ProviderError) else \
-                            f"{operation.change.address}: {_describe(error)}"
+                            f"{operation.change.address}: {describe_error(error)}"
                         result.errors.append(message)
                         stopped = True
                         continue
@@ -227,13 +227,13 @@ class Applier:
         except ProviderError:
             raise
         except Exception as error:
-            raise ProviderError(f"{address}: {_describe(error)}") from None
+            raise ProviderError(f"{address}: {describe_error(error)}") from None
 
     def _apply_one(self, change: ResourceChange, kind: ResourceType, started: float) -> str:
         address = change.address
         resource = self.graph.resources[address]
         try:
-            config = resolve(dict(resource.attributes), self._attributes, self._instances)
+            config = resolve(dict(resource.attributes), self._attributes, self.graph.instances)
         except ResolveError as error:
             raise ProviderError(f"{address}: {error}") from None
         if contains_unknown(config):
@@ -265,15 +265,12 @@ class Applier:
         found = self.resources.get(address)
         return found.attributes if found is not None else None
 
-    def _instances(self, block: str) -> list[str]:
-        return [a for a in self.graph.resources if a == block or a.startswith(block + "[")]
-
     def _outputs(self) -> dict[str, dict[str, Any]]:
         values = {a: r.attributes for a, r in self.resources.items()}
         outputs = {}
         for name, expression in self.graph.outputs.items():
             try:
-                value = resolve(expression, values.get, self._instances)
+                value = resolve(expression, values.get, self.graph.instances)
             except ResolveError:
                 continue
             if contains_unknown(value):
@@ -285,12 +282,3 @@ class Applier:
 def _took(started: float) -> str:
     seconds = time.monotonic() - started
     return f"{seconds:.0f}s" if seconds >= 1 else f"{seconds * 1000:.0f}ms"
-
-
-def _describe(error: BaseException) -> str:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        detail = response["Error"]
-        return f"{detail.get('Code', type(error).__name__)}: {detail.get('Message', '')}".strip()
-    text = " ".join(str(error).split())
-    return text[:300] or type(error).__name__

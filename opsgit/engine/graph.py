@@ -68,6 +68,10 @@ class Graph:
                    providers=data.get("providers", {}), state=data.get("state", {}),
                    lock=data.get("lock", {}))
 
+    def instances(self, block: str) -> list[str]:
+        """The addresses of a resource block's instances (`aws_instance.web` -> `...web[0]`, ...)."""
+        return [a for a in self.resources if a == block or a.startswith(block + "[")]
+
     def order(self) -> list[str]:
         """Addresses in dependency order (dependencies first); raises CycleError naming a cycle."""
         return topological_order({a: r.dependencies for a, r in self.resources.items()},
@@ -94,11 +98,8 @@ def topological_order(edges: Mapping[str, tuple[str, ...]], source: Callable[[st
                 ready.append(child)
     if len(order) != len(edges):
         cycle = find_cycle({n: d for n, d in edges.items() if waiting[n] > 0})
-        where = source(cycle[0]) if source else ""
-        file, _, line = where.rpartition(":")
-        raise CycleError("dependency cycle: " + " -> ".join(cycle), file=file or None,
-                         line=int(line) if line.isdigit() else None,
-                         hint="break the cycle by removing one of these references")
+        raise CycleError.at(source(cycle[0]) if source else "", "dependency cycle: " + " -> ".join(cycle),
+                            hint="break the cycle by removing one of these references")
     return order
 
 

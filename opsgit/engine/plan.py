@@ -27,7 +27,7 @@ from opsgit.engine.resolve import (
 )
 from opsgit.engine.state import ResourceState, State
 from opsgit.errors import UserError
-from opsgit.providers.base import Provider, ProviderError, ResourceType
+from opsgit.providers.base import Provider, ProviderError, ResourceType, describe_error
 
 FORMAT_VERSION = "1.2"
 READ_BATCH = 100
@@ -202,13 +202,11 @@ class Planner:
         found = self.providers.get(provider)
         types = found.resource_types if found else {}
         if type_name not in types:
-            file, _, line = source.rpartition(":")
             import difflib
             close = difflib.get_close_matches(type_name, list(types), n=1)
-            raise UserError(f"unknown resource type {type_name!r} for provider {provider!r}",
-                            file=file or None, line=int(line) if line.isdigit() else None,
-                            hint=f"did you mean {close[0]!r}?" if close else
-                            f"{provider} supports {', '.join(sorted(types)) or 'no resource types'}")
+            raise UserError.at(source, f"unknown resource type {type_name!r} for provider {provider!r}",
+                               hint=f"did you mean {close[0]!r}?" if close else
+                               f"{provider} supports {', '.join(sorted(types)) or 'no resource types'}")
         return types[type_name]
 
     def check_config(self) -> None:
@@ -216,9 +214,7 @@ class Planner:
             kind = self.resource_type(resource.provider, resource.type, resource.source)
             problem = kind.schema.check(resource.type, resource.attributes)
             if problem:
-                file, _, line = resource.source.rpartition(":")
-                raise UserError(f"{resource.address}: {problem}", file=file or None,
-                                line=int(line) if line.isdigit() else None)
+                raise UserError.at(resource.source, f"{resource.address}: {problem}")
 
     def refresh(self) -> dict[str, dict[str, Any] | None]:
         """Read every resource in state: per type, in batches, in parallel (bounded)."""
@@ -245,7 +241,7 @@ class Planner:
             except Exception as error:  # provider SDK errors: name the resources
                 raise ProviderError(f"refreshing {members[0].address}"
                                     + (f" and {len(members) - 1} more" if len(members) > 1 else "")
-                                    + f" failed: {_describe(error)}") from None
+                                    + f" failed: {describe_error(error)}") from None
             return [(m.address, attributes) for m, attributes in zip(members, found, strict=True)]
 
         if len(jobs) <= 1 or self.parallelism <= 1:
@@ -283,24 +279,12 @@ class Planner:
                     refreshed={a: refreshed.get(a) for a in (c.address for c in drift)},
                     graph=self.graph, base_commit=base_commit, head_commit=head_commit, targets=tuple(targets))
 
-    def _lookup(self, planned: Mapping[str, Any], current: Mapping[str, Any]) -> Any:
-        def lookup(address: str) -> Any:
-            if address in planned:
-                return planned[address]
-            return current.get(address)
-        return lookup
-
-    def _instances(self, block: str) -> list[str]:
-        return [a for a in self.graph.resources if a == block or a.startswith(block + "[")]
-
     def _diff(self, resource: Resource, current: Mapping[str, Any] | None, planned: dict[str, Any]) -> ResourceChange:
         kind = self.resource_type(resource.provider, resource.type, resource.source)
         try:
-            config = resolve(dict(resource.attributes), lambda a: planned.get(a), self._instances)
+            config = resolve(dict(resource.attributes), lambda a: planned.get(a), self.graph.instances)
         except ResolveError as error:
-            file, _, line = resource.source.rpartition(":")
-            raise UserError(f"{resource.address}: {error}", file=file or None,
-                            line=int(line) if line.isdigit() else None) from None
+            raise UserError.at(resource.source, f"{resource.address}: {error}") from None
         computed = {name: UNKNOWN for name, spec in kind.schema.fields.items() if spec.computed and name not in config}
         sensitive = kind.schema.sensitive
         if current is None:
@@ -317,10 +301,8 @@ class Planner:
         forcing = tuple(key for key in changed if key in kind.schema.force_new)
         if forcing:
             if resource.lifecycle.get("prevent_destroy"):
-                file, _, line = resource.source.rpartition(":")
-                raise UserError(f"{resource.address} has lifecycle.prevent_destroy, but this plan would replace "
-                                f"it ({', '.join(forcing)} changed)", file=file or None,
-                                line=int(line) if line.isdigit() else None)
+                raise UserError.at(resource.source, f"{resource.address} has lifecycle.prevent_destroy, but this "
+                                   f"plan would replace it ({', '.join(forcing)} changed)")
             planned[resource.address] = {**computed, **{k: UNKNOWN for k in current if
                                                        kind.schema.fields.get(k, _NO_FIELD).computed}, **config}
             actions = REPLACE_CBD if resource.lifecycle.get("create_before_destroy") else REPLACE
@@ -342,9 +324,7 @@ class Planner:
             known_resource = self.state.resources[address]
             config = self.graph.resources.get(address)
             if config is not None and config.lifecycle.get("prevent_destroy"):
-                file, _, line = config.source.rpartition(":")
-                raise UserError(f"{address} has lifecycle.prevent_destroy and cannot be destroyed",
-                                file=file or None, line=int(line) if line.isdigit() else None)
+                raise UserError.at(config.source, f"{address} has lifecycle.prevent_destroy and cannot be destroyed")
             block = address.split("[", 1)[0]
             reason = ("delete_because_count_index" if any(a.startswith(block + "[") for a in self.graph.resources)
                       else None if destroying else "delete_because_no_resource_config")
@@ -393,7 +373,7 @@ class Planner:
         changes: dict[str, dict[str, Any]] = {}
         for name, expression in self.graph.outputs.items():
             try:
-                value = resolve(expression, lambda a: values.get(a), self._instances) if mode != "destroy" else None
+                value = None if mode == "destroy" else resolve(expression, values.get, self.graph.instances)
             except ResolveError:
                 value = UNKNOWN
             before = (self.state.outputs.get(name) or {}).get("value")
@@ -416,8 +396,3 @@ class _NoField:
 
 
 _NO_FIELD = _NoField()
-
-
-def _describe(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text[:300] or type(error).__name__

@@ -92,6 +92,16 @@ class ProviderError(UserError):
     """A provider call failed; the message names the resource address."""
 
 
+def describe_error(error: BaseException) -> str:
+    """One line for a provider SDK's exception: `Code: Message` for AWS errors."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        detail = response["Error"]
+        return f"{detail.get('Code', type(error).__name__)}: {detail.get('Message', '')}".strip()
+    text = " ".join(str(error).split())
+    return text[:300] or type(error).__name__
+
+
 def load_provider(name: str, config: Mapping[str, Any]) -> Provider:
     module_name = REGISTRY.get(name)
     if module_name is None:

@@ -408,15 +408,11 @@ class GraphRenderer:
 
 def _at(build: _Build, resource: Resource, message: str, hint: str | None = None,
         needle: str | None = None) -> RenderError:
-    file, _, line = resource.source.rpartition(":")
-    number = int(line) if line.isdigit() else None
+    error = RenderError.at(resource.source, message, hint)
     origin = build.origins.get(resource.address)
     if needle and origin is not None:
-        for index, text in enumerate(origin.text.splitlines(), start=1):
-            if needle in text and (number is None or index >= number):
-                number = index
-                break
-    return RenderError(message, file=file or resource.source, line=number, hint=hint)
+        error.line = origin.line_of(needle, default=error.line, start=error.line)
+    return error
 
 
 def _source_line(source: str, rendered: str, line: int | None) -> int | None:
