@@ -13,7 +13,7 @@ from opsgit.render.artefacts import Artefact, stable_json
 from opsgit.render.images import role_context
 from opsgit.render.jinja import HOST_FUNCTIONS, compile_template, undeclared_names
 from opsgit.repo.schema import suggest
-from opsgit.repo.values import Repo, Role
+from opsgit.repo.values import Repo, Role, line_containing
 
 
 class ConfigRenderer:
@@ -50,7 +50,7 @@ class ConfigRenderer:
         compile_template(self.jinja, source, file)
         for name in sorted(undeclared_names(self.jinja, source, file)):
             if name not in HOST_FUNCTIONS:
-                line = next((n for n, text in enumerate(source.splitlines(), start=1) if name in text), None)
+                line = line_containing(source, name)
                 raise RenderError(f"unknown name {name!r} in a host template", file=file, line=line,
                                   hint=suggest(name, HOST_FUNCTIONS)
                                   or f"host templates can call {', '.join(HOST_FUNCTIONS)}")

@@ -18,7 +18,7 @@ import jinja2
 from opsgit.errors import RenderError
 from opsgit.render.artefacts import Artefact, stable_json
 from opsgit.render.jinja import compile_template, render, transitive_reads
-from opsgit.repo.values import Repo, Role
+from opsgit.repo.values import Repo, Role, line_containing
 
 TEMPLATE = "templates/packer.json.j2"
 
@@ -135,14 +135,8 @@ def _check_string(text: str, source: str, in_variables: bool) -> None:
 
 
 def _mangled(expression: str, source: str, reason: str) -> RenderError:
-    line = None
-    needle = expression.strip()[:40]
-    for number, text in enumerate(source.splitlines(), start=1):
-        if needle in text:
-            line = number
-            break
     return RenderError(f"Packer expression {expression.strip()!r} is malformed: {reason}", file=TEMPLATE,
-                       line=line)
+                       line=line_containing(source, expression.strip()[:40]))
 
 
 def role_context(role: Role, repo: Repo) -> dict[str, Any]:
@@ -193,8 +187,7 @@ class ImageRenderer:
         builders = document.get("builders") if isinstance(document, dict) else None
         if not isinstance(builders, list) or not builders or not all(isinstance(b, dict) for b in builders):
             raise RenderError(f"rendered for role {name!r} needs \"builders\": a list of builder objects",
-                              file=TEMPLATE, line=next((n for n, t in enumerate(self._source.splitlines(), 1)
-                                                        if '"builders"' in t), None))
+                              file=TEMPLATE, line=line_containing(self._source, '"builders"'))
         check_packer_expressions(document, self._source)
         role_files = sorted({role.file, *(f"roles/{name}/templates/{f}" for f in role.template_files)})
         # The image carries the role's files, so they are part of what it is built from.

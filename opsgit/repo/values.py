@@ -40,12 +40,13 @@ class Origin:
     def line_of(self, needle: str, default: int | None = None, start: int | None = None) -> int | None:
         """The first line of this file, from line `start` on, containing `needle` (for rendered
         text, whose key paths do not map back to the template)."""
-        found = _line_of(self.text, needle, start or 1)
+        found = line_containing(self.text, needle, start or 1)
         return default if found is None else found
 
 
 @functools.lru_cache(maxsize=65536)
-def _line_of(text: str, needle: str, start: int) -> int | None:
+def line_containing(text: str, needle: str, start: int = 1) -> int | None:
+    """The first line number, from `start` on, of `text` that contains `needle`."""
     # Every instance of a module asks the same questions of the same text: answer each once.
     for number, content in enumerate(text.splitlines()[start - 1:], start=start):
         if needle in content:
