@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import requests  # noqa: E402
 
+from bench.table import print_table  # noqa: E402
 from opsgit.consul import Consul  # noqa: E402
 from opsgit.consul.lock import Lock, Session  # noqa: E402
 from tests.agent_process import AgentProcess, start_agent  # noqa: E402
@@ -183,10 +184,7 @@ def main() -> None:
                      f"{memory_with_keys(agent, args.keys):.0f} MB", "<= 300 MB"))
     finally:
         agent.stop()
-    print("| measured | figure | target |")
-    print("|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.table import print_table  # noqa: E402
+
 PAIRS = """\
 variables:
   n: {type: number}
@@ -257,10 +259,7 @@ def main() -> None:
     rows.append(("refresh 300 AWS resources on moto_server (150 security groups, 150 instances): "
                  "parallelism 1 vs 10", f"{serial:.2f} s vs {parallel:.2f} s = {serial / parallel:.1f}x",
                  f"recorded (batched Describe calls: at least {calls}, not 300)"))
-    print("| measured | figure | target |")
-    print("|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

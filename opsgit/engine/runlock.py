@@ -21,7 +21,7 @@ from opsgit.errors import UserError
 
 
 class Locked(UserError):
-    pass
+    """The environment's run lock is held by someone else (any backend)."""
 
 
 def holder_info(command: str) -> dict[str, str]:

@@ -21,14 +21,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from opsgit.engine.runlock import holder_info, local_run_lock
+from opsgit.engine.runlock import Locked, holder_info, local_run_lock
 from opsgit.errors import UserError
 
 DEFAULT_STALE_AFTER = 2 * 3600.0
-
-
-class Locked(UserError):
-    pass
 
 
 def holder_record(command: str) -> dict[str, str]:

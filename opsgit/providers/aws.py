@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from opsgit.providers.base import Field, Schema
+from opsgit.providers.base import Field, ReadEach, ReadMany, Schema
 
 TOKEN_TAG = "opsgit:token"
 BATCH = 50
@@ -41,6 +41,13 @@ class Clients:
                     config=Config(retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5,
                                   read_timeout=30))
             return self._clients[key]
+
+
+class AwsType:
+    """What every aws resource type shares: the provider's clients."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
 
 
 def _region(attributes: Mapping[str, Any]) -> str | None:
@@ -125,15 +132,12 @@ def _normal(rules: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     return normal
 
 
-class SecurityGroup:
+class SecurityGroup(AwsType, ReadMany):
     schema = Schema({
         "name": Field(required=True, force_new=True), "description": Field(force_new=True),
         "region": Field(force_new=True), "vpc_id": Field(force_new=True), "ingress": Field(), "egress": Field(),
         "tags": Field(), "id": Field(computed=True), "owner_id": Field(computed=True),
     })
-
-    def __init__(self, clients: Clients) -> None:
-        self.clients = clients
 
     def _shape(self, group: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -148,9 +152,6 @@ class SecurityGroup:
         if "tags" not in previous and not data["tags"]:
             del data["tags"]
         return data
-
-    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
-        return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
         def fetch(ec2: Any, ids: list[str]) -> dict[str, Any]:
@@ -224,7 +225,7 @@ def _sync_tags(ec2: Any, resource_id: str, have: Mapping[str, str], wanted: Mapp
 
 # -- launch configurations -----------------------------------------------------------------------
 
-class LaunchConfiguration:
+class LaunchConfiguration(AwsType, ReadMany):
     """Immutable in AWS: every change replaces it (use create_before_destroy with name_prefix)."""
 
     schema = Schema({
@@ -234,9 +235,6 @@ class LaunchConfiguration:
         "key_name": Field(force_new=True), "iam_instance_profile": Field(force_new=True),
         "region": Field(force_new=True), "id": Field(computed=True), "arn": Field(computed=True),
     })
-
-    def __init__(self, clients: Clients) -> None:
-        self.clients = clients
 
     def _shape(self, item: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = {"name": item["LaunchConfigurationName"], "image_id": item["ImageId"],
@@ -254,9 +252,6 @@ class LaunchConfiguration:
             if key in previous:
                 data[key] = previous[key]
         return data
-
-    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
-        return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
         def fetch(autoscaling: Any, names: list[str]) -> dict[str, Any]:
@@ -298,7 +293,7 @@ class LaunchConfiguration:
 
 # -- launch templates -------------------------------------------------------------------------------
 
-class LaunchTemplate:
+class LaunchTemplate(AwsType, ReadMany):
     """Versioned: a change creates a new version, which `$Latest` users pick up."""
 
     schema = Schema({
@@ -307,12 +302,6 @@ class LaunchTemplate:
         "key_name": Field(), "tags": Field(), "region": Field(force_new=True), "id": Field(computed=True),
         "latest_version": Field(computed=True),
     })
-
-    def __init__(self, clients: Clients) -> None:
-        self.clients = clients
-
-    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
-        return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
         def fetch(ec2: Any, ids: list[str]) -> dict[str, Any]:
@@ -402,7 +391,7 @@ class LaunchTemplate:
 
 # -- autoscaling groups ----------------------------------------------------------------------------
 
-class AutoscalingGroup:
+class AutoscalingGroup(AwsType, ReadMany):
     schema = Schema({
         "name": Field(required=True, force_new=True), "launch_configuration": Field(),
         "min_size": Field(required=True), "max_size": Field(required=True), "desired_capacity": Field(),
@@ -410,9 +399,6 @@ class AutoscalingGroup:
         "health_check_type": Field(), "region": Field(force_new=True), "id": Field(computed=True),
         "arn": Field(computed=True),
     })
-
-    def __init__(self, clients: Clients) -> None:
-        self.clients = clients
 
     def _shape(self, group: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
         tags = [{"key": t["Key"], "value": t["Value"], "propagate_at_launch": bool(t.get("PropagateAtLaunch"))}
@@ -432,9 +418,6 @@ class AutoscalingGroup:
         if "region" in previous:
             data["region"] = previous["region"]
         return data
-
-    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
-        return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
         def fetch(autoscaling: Any, names: list[str]) -> dict[str, Any]:
@@ -496,7 +479,7 @@ class AutoscalingGroup:
 
 # -- instances ----------------------------------------------------------------------------------
 
-class Instance:
+class Instance(AwsType, ReadMany):
     schema = Schema({
         "ami": Field(required=True, force_new=True), "instance_type": Field(required=True, force_new=True),
         "vpc_security_group_ids": Field(), "subnet_id": Field(force_new=True), "user_data": Field(force_new=True),
@@ -504,9 +487,6 @@ class Instance:
         "id": Field(computed=True), "private_ip": Field(computed=True), "public_ip": Field(computed=True),
         "availability_zone": Field(computed=True),
     })
-
-    def __init__(self, clients: Clients) -> None:
-        self.clients = clients
 
     def _shape(self, instance: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -524,9 +504,6 @@ class Instance:
             if key in previous:
                 data[key] = previous[key]  # not returned by DescribeInstances; set only at launch
         return data
-
-    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
-        return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
         def fetch(ec2: Any, ids: list[str]) -> dict[str, Any]:
@@ -580,14 +557,11 @@ class Instance:
 
 # -- S3 buckets -----------------------------------------------------------------------------------
 
-class Bucket:
+class Bucket(AwsType, ReadEach):  # S3 has no call that reads many buckets at once
     schema = Schema({
         "bucket": Field(required=True, force_new=True), "region": Field(force_new=True), "versioning": Field(),
         "tags": Field(), "force_destroy": Field(), "id": Field(computed=True), "arn": Field(computed=True),
     })
-
-    def __init__(self, clients: Clients) -> None:
-        self.clients = clients
 
     def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
         s3 = self.clients.get("s3", _region(attributes))
@@ -611,9 +585,6 @@ class Bucket:
             if key in attributes:
                 data[key] = attributes[key]
         return data
-
-    def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
-        return [self.read(resource_id, attributes) for resource_id, attributes in items]  # S3 has no batch read
 
     def create(self, config: Mapping[str, Any], token: str) -> tuple[str, dict[str, Any]]:
         s3 = self.clients.get("s3", _region(config))
@@ -656,14 +627,11 @@ def _undot(name: str, like: str | None) -> str:
     return name if (like or "").endswith(".") else name.rstrip(".")
 
 
-class HostedZone:
+class HostedZone(AwsType, ReadEach):
     schema = Schema({
         "name": Field(required=True, force_new=True), "comment": Field(), "id": Field(computed=True),
         "zone_id": Field(computed=True), "name_servers": Field(computed=True),
     })
-
-    def __init__(self, clients: Clients) -> None:
-        self.clients = clients
 
     def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
         route53 = self.clients.get("route53")
@@ -678,9 +646,6 @@ class HostedZone:
         if "comment" in attributes:
             data["comment"] = zone.get("Config", {}).get("Comment", "")
         return data
-
-    def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
-        return [self.read(resource_id, attributes) for resource_id, attributes in items]
 
     def create(self, config: Mapping[str, Any], token: str) -> tuple[str, dict[str, Any]]:
         route53 = self.clients.get("route53")
@@ -706,18 +671,12 @@ class HostedZone:
         self.clients.get("route53").delete_hosted_zone(Id=resource_id)
 
 
-class RecordSet:
+class RecordSet(AwsType, ReadMany):
     schema = Schema({
         "zone_id": Field(required=True, force_new=True), "name": Field(required=True, force_new=True),
         "type": Field(required=True, force_new=True), "ttl": Field(), "records": Field(required=True),
         "id": Field(computed=True),
     })
-
-    def __init__(self, clients: Clients) -> None:
-        self.clients = clients
-
-    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
-        return self.read_many([(resource_id, attributes)])[0]
 
     def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
         """One paginated listing per zone, whatever the number of records."""

@@ -88,6 +88,16 @@ class ReadEach:
         return [self.read(resource_id, attributes) for resource_id, attributes in items]
 
 
+class ReadMany:
+    """`read` for types whose natural call reads many resources at once."""
+
+    def read_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any] | None]:
+        raise NotImplementedError
+
+    def read(self, resource_id: str, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+        return self.read_many([(resource_id, attributes)])[0]
+
+
 class ProviderError(UserError):
     """A provider call failed; the message names the resource address."""
 
