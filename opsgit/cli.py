@@ -97,12 +97,45 @@ def _parser() -> argparse.ArgumentParser:
 
     template = commands.add_parser("template", help="render config files from Consul (consul-template style)")
     template.add_argument("--template", action="append", default=[], metavar="SRC:DEST[:COMMAND]")
+    template.add_argument("--config", action="append", default=[], metavar="FILE",
+                          help="a YAML list of templates (source, destination, command, command_timeout, perms, "
+                               "backup, wait, left_delimiter, right_delimiter, in_place); repeatable")
     template.add_argument("--role", help="the role's templates and destinations from its role.yaml")
     template.add_argument("--once", action="store_true", help="render once and exit")
     template.add_argument("--dry", action="store_true", help="print instead of writing")
     template.add_argument("--wait", metavar="MIN[:MAX]", help="quiescence before re-rendering")
     template.add_argument("--missing-key-timeout", type=_duration_arg, default=None,
                           help="fail, naming the key, when key() waits longer than this")
+    template.add_argument("--in-place", action="store_true",
+                          help="rewrite destinations in place (keeps the inode, for bind-mounted files)")
+    template.add_argument("--give-up-after", type=_duration_arg, default=None, metavar="DURATION",
+                          help="exit 1 when Consul has been unreachable this long (default: keep retrying)")
+
+    run = commands.add_parser("exec", help="run a command with Consul KV as its environment (envconsul style)",
+                              description="Each key under a prefix becomes a variable named by the key below the "
+                                          "prefix (db/host); later prefixes win. The child restarts when the "
+                                          "computed environment changes.")
+    run.add_argument("--prefix", action="append", default=[], help="KV prefix to read; repeatable, later wins")
+    run.add_argument("--service", action="append", default=[],
+                     help="a service's first healthy instance as NAME_address, NAME_port, …; repeatable")
+    run.add_argument("--sanitize", action="store_true", help="turn characters outside [A-Za-z0-9_] into _")
+    run.add_argument("--upcase", action="store_true", help="upper-case the variable names")
+    naming = run.add_mutually_exclusive_group()
+    naming.add_argument("--with-prefix", dest="with_prefix", action="store_true",
+                        help="put the prefix (as prefix_) in front of each name")
+    naming.add_argument("--no-prefix", dest="with_prefix", action="store_false", help="names without the prefix "
+                        "(the default)")
+    run.add_argument("--pristine", action="store_true", help="do not pass opsgit's own environment on")
+    run.add_argument("--allow", action="append", default=[], metavar="GLOB", help="only variables matching")
+    run.add_argument("--deny", action="append", default=[], metavar="GLOB", help="never variables matching")
+    run.add_argument("--once", action="store_true", help="read once, run the command, do not watch")
+    run.add_argument("--kill-signal", default="SIGTERM", help="signal that stops the child (default SIGTERM)")
+    run.add_argument("--kill-timeout", type=_duration_arg, default=30.0,
+                     help="then SIGKILL after this long (default 30s)")
+    run.add_argument("--reload-signal", help="send this signal on a change instead of restarting")
+    run.add_argument("--splay", type=_duration_arg, default=0.0, help="random delay up to this before a restart")
+    run.add_argument("--wait", metavar="MIN[:MAX]", help="quiescence before restarting")
+    run.add_argument("command_args", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command and its arguments")
 
     kv = commands.add_parser("kv", help="read and write Consul KV, as `consul kv` does")
     kv_commands = kv.add_subparsers(dest="kv_command", metavar="SUBCOMMAND", required=True)
@@ -211,8 +244,16 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Call
         return locks
     if args.command == "template":
         from opsgit.commands.template import template
-        return lambda: template(args.template, role=args.role, once=args.once, dry=args.dry, wait=args.wait,
-                                missing_key_timeout=args.missing_key_timeout)
+        return lambda: template(args.template, configs=args.config, role=args.role, once=args.once, dry=args.dry,
+                                wait=args.wait, missing_key_timeout=args.missing_key_timeout,
+                                in_place=args.in_place, give_up_after=args.give_up_after)
+    if args.command == "exec":
+        from opsgit.commands.exec import exec_command
+        return lambda: exec_command(args.command_args, prefixes=args.prefix, services=args.service,
+                                    sanitize=args.sanitize, upcase=args.upcase, with_prefix=args.with_prefix,
+                                    pristine=args.pristine, allow=args.allow, deny=args.deny, once=args.once,
+                                    kill_signal=args.kill_signal, kill_timeout=args.kill_timeout,
+                                    reload_signal=args.reload_signal, splay=args.splay, wait=args.wait)
     if args.command == "kv":
         from opsgit.commands import kv
         if args.kv_command == "get":

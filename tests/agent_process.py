@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +34,22 @@ class AgentProcess:
             self.process.stdout.close()
         return self.process.returncode
 
+    def put(self, key: str, value: str) -> None:
+        assert requests.put(f"{self.url}/v1/kv/{key}", data=value.encode(), timeout=10).json() is True
+
     def env(self) -> dict[str, str]:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_")}
         environment["CONSUL_HTTP_ADDR"] = self.address
         return environment
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
 
 
 def start_agent(*args: str, port: int = 0) -> AgentProcess:

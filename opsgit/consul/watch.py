@@ -37,11 +37,11 @@ def service_watch(consul: Consul, name: str, *, passing: bool = True, tag: str |
 
 def watch(fetch: Fetch, *, wait: float = DEFAULT_WAIT, min_interval: float = MIN_INTERVAL,
           stop: threading.Event | None = None, on_error: Callable[[ConsulError, float], None] | None = None,
-          changes_only: bool = True, backoff: tuple[float, float] = (0.25, MAX_BACKOFF)
-          ) -> Iterator[tuple[int, Any]]:
+          changes_only: bool = True, backoff: tuple[float, float] = (0.25, MAX_BACKOFF),
+          on_success: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
     """Yield (index, data) first at once, then each time the data change (every answer with
     `changes_only=False`). Ends when `stop` is set. `backoff` is the first and the longest pause
-    after an error."""
+    after an error; `on_success` hears of every answer (the end of an outage, say)."""
     stop = stop or threading.Event()
     first_backoff, max_backoff = backoff
     index = 0
@@ -63,6 +63,8 @@ def watch(fetch: Fetch, *, wait: float = DEFAULT_WAIT, min_interval: float = MIN
             delay = min(delay * 2, max_backoff)
             continue
         delay = first_backoff
+        if on_success is not None:
+            on_success()
         # An index that went backwards means start over with a non-blocking read; never block on 0.
         index = 0 if found < index else max(found, 1)
         if not changes_only or data != last:

@@ -105,13 +105,14 @@ def _not_on_this_side(name: str) -> Callable[..., Any]:
     return unavailable
 
 
-_CODE: dict[tuple[str, str, bool], Any] = {}
+_CODE: dict[tuple[str, str, bool, str, str], Any] = {}
 
 
 def compile_template(environment: jinja2.Environment, source: str, file: str) -> jinja2.Template:
     """Compile `source` so that errors name `file` and its line numbers. The compiled code is
     kept by source text: rendering two commits compiles each unchanged template once."""
-    key = (file, source, "key" in environment.globals)
+    key = (file, source, "key" in environment.globals, environment.variable_start_string,
+           environment.variable_end_string)
     code = _CODE.get(key)
     if code is None:
         try:

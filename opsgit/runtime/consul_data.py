@@ -41,6 +41,18 @@ class ServiceInstance:
     node_address: str = ""
 
 
+def describe(dependency: Dependency) -> str:
+    """What a dependency waits for, in words for a log line."""
+    kind, *rest = dependency
+    if kind == "key":
+        return f"key {rest[0]!r}"
+    if kind == "tree":
+        return f"keys under {rest[0] + '/' if rest[0] else 'the KV root'}"
+    if kind == "service":
+        return f"service {rest[0]!r}"
+    return f"the catalog's {kind}"
+
+
 class MissingKey(Exception):
     """A template called key() on a key that does not exist (yet)."""
 

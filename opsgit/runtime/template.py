@@ -9,6 +9,7 @@ several templates share it. While Consul is away the last good files stay as the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shlex
@@ -18,7 +19,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,57 +28,44 @@ from opsgit.consul.client import Consul
 from opsgit.consul.watch import watch
 from opsgit.errors import ConsulError, RenderError, UserError
 from opsgit.render.jinja import compile_template, make_environment, render
-from opsgit.runtime.consul_data import Dependency, Functions, MissingKey, fetch
-
-
-@dataclass(frozen=True)
-class TemplateSpec:
-    source: Path
-    destination: Path
-    command: tuple[str, ...] = ()
-    perms: int | None = None
-    backup: bool = False
-    command_timeout: float = 30.0
-
-
-def parse_spec(text: str) -> TemplateSpec:
-    """`SRC:DEST[:COMMAND]`; the command is split like a shell would, but run without one."""
-    parts = text.split(":", 2)
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise UserError(f"malformed --template {text!r}", hint="use SOURCE:DESTINATION[:COMMAND]")
-    try:
-        command = tuple(shlex.split(parts[2])) if len(parts) == 3 and parts[2].strip() else ()
-    except ValueError as error:
-        raise UserError(f"malformed command in --template {text!r}: {error}") from None
-    return TemplateSpec(Path(parts[0]), Path(parts[1]), command)
+from opsgit.runtime.consul_data import Dependency, Functions, MissingKey, describe, fetch
+from opsgit.runtime.template_config import TemplateSpec
 
 
 class TemplateRunner:
     def __init__(self, consul: Consul, specs: Sequence[TemplateSpec], *, dry: bool = False,
-                 wait: tuple[float, float] | None = None, missing_key_timeout: float | None = None) -> None:
+                 wait: tuple[float, float] | None = None, missing_key_timeout: float | None = None,
+                 give_up_after: float | None = None) -> None:
         self.consul = consul
         self.specs = list(specs)
         self.dry = dry
         self.wait = wait
         self.missing_key_timeout = missing_key_timeout
+        self.give_up_after = give_up_after
         self.data: dict[Dependency, Any] = {}
-        self.uses: dict[Path, set[Dependency]] = {}
+        self.uses: dict[TemplateSpec, set[Dependency]] = {}
         self.environment = make_environment(Path.cwd(), host=True)
-        self._templates: dict[Path, jinja2.Template] = {}
+        self._templates: dict[tuple[Path, str, str], jinja2.Template] = {}
         self.renders = 0
         self.writes = 0
         self.commands_run: list[tuple[str, ...]] = []
+        self.failing_since: dict[Dependency, float] = {}
         for spec in self.specs:
             self._template(spec)  # syntax errors are reported before anything is fetched or written
 
     def _template(self, spec: TemplateSpec) -> jinja2.Template:
-        if spec.source not in self._templates:
+        key = (spec.source, spec.left_delimiter, spec.right_delimiter)
+        if key not in self._templates:
             try:
                 source = spec.source.read_text(encoding="utf-8")
             except OSError as error:
                 raise UserError(f"cannot read template {spec.source}: {error.strerror}") from None
-            self._templates[spec.source] = compile_template(self.environment, source, str(spec.source))
-        return self._templates[spec.source]
+            environment = self.environment
+            if (spec.left_delimiter, spec.right_delimiter) != ("{{", "}}"):
+                environment = environment.overlay(variable_start_string=spec.left_delimiter,
+                                                  variable_end_string=spec.right_delimiter)
+            self._templates[key] = compile_template(environment, source, str(spec.source))
+        return self._templates[key]
 
     def _load(self, dependency: Dependency) -> Any:
         return fetch(self.consul, dependency)[1]
@@ -88,12 +75,13 @@ class TemplateRunner:
         try:
             text = render(self._template(spec), str(spec.source), functions.globals())
         finally:
-            self.uses[spec.source] = functions.used
+            self.uses[spec] = functions.used
         self.renders += 1
         return text
 
     def write(self, spec: TemplateSpec, text: str) -> bool:
-        """Write if the bytes differ; atomically, keeping the file's mode unless perms say otherwise."""
+        """Write if the bytes differ: atomically (or in place), keeping mode and owner unless
+        perms say otherwise."""
         content = text.encode("utf-8")
         if self.dry:
             sys.stdout.write(f"> {spec.destination}\n{text}")
@@ -103,29 +91,60 @@ class TemplateRunner:
         try:
             if destination.read_bytes() == content:
                 return False
-            mode = destination.stat().st_mode & 0o7777
+            existing: os.stat_result | None = destination.stat()
         except FileNotFoundError:
-            mode = 0o644
+            existing = None
+        except IsADirectoryError:
+            raise UserError(f"cannot write {destination}: it is a directory", hint="give a file path") from None
         except OSError as error:
             raise UserError(f"cannot read {destination}: {error.strerror}") from None
-        if spec.perms is not None:
-            mode = spec.perms
+        mode = spec.perms if spec.perms is not None else existing.st_mode & 0o7777 if existing else 0o644
         try:
             destination.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, mode)
-            if spec.backup and destination.exists():
-                os.replace(destination, destination.with_name(destination.name + ".bak"))
-            os.replace(temporary, destination)
+            if spec.backup and existing is not None:
+                backup = destination.with_name(destination.name + ".bak")
+                backup.unlink(missing_ok=True)
+                os.link(destination, backup)  # a hard link: the destination never goes missing
+            if spec.in_place and existing is not None:
+                self._write_in_place(destination, content, mode)
+            else:
+                self._write_atomically(destination, content, mode, existing)
         except OSError as error:
             raise UserError(f"cannot write {destination}: {error.strerror}",
                             hint="check the directory exists and is writable") from None
         self.writes += 1
         return True
+
+    @staticmethod
+    def _write_atomically(destination: Path, content: bytes, mode: int, existing: os.stat_result | None) -> None:
+        fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, mode)
+            if existing is not None and (existing.st_uid, existing.st_gid) != (os.geteuid(), os.getegid()):
+                try:
+                    os.chown(temporary, existing.st_uid, existing.st_gid)
+                except PermissionError:
+                    print(f"warning: cannot keep the owner of {destination} (uid {existing.st_uid}) without root",
+                          file=sys.stderr, flush=True)
+            os.replace(temporary, destination)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    @staticmethod
+    def _write_in_place(destination: Path, content: bytes, mode: int) -> None:
+        """Rewrite the file itself, keeping its inode: a single bind-mounted file does not see a rename."""
+        with open(destination, "r+b") as handle:
+            handle.write(content)
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(destination, mode)
 
     def run_commands(self, changed: Sequence[TemplateSpec]) -> None:
         seen: set[tuple[str, ...]] = set()
@@ -178,32 +197,37 @@ class TemplateRunner:
             time.sleep(min(1.0, max(0.0, (deadline or time.monotonic() + 1) - time.monotonic())))
 
     def run_forever(self, stop: threading.Event) -> int:
-        """Render, then re-render whatever a Consul change touches, until `stop` is set."""
+        """Render, then re-render whatever a Consul change touches, until `stop` is set. Each
+        touched template waits out its own quiescence (`wait`, or the global one) first."""
         changes: queue.Queue[tuple[Dependency, Any]] = queue.Queue()
         watched: set[Dependency] = set()
+        due: dict[TemplateSpec, tuple[float, float]] = {}  # spec -> (quiet until, at the latest)
         self.once_without_waiting()
         while not stop.is_set():
             for dependency in set().union(*self.uses.values()) - watched:
                 watched.add(dependency)
                 threading.Thread(target=self._watch, args=(dependency, changes, stop), daemon=True).start()
+            self._give_up_if_unreachable_too_long()
+            now = time.monotonic()
+            timeout = min([0.5, *(max(0.0, min(times) - now) for times in due.values())])
             try:
-                dependency, data = changes.get(timeout=0.5)
+                dependency, data = changes.get(timeout=timeout)
             except queue.Empty:
-                continue
-            updates = {dependency: data}
-            if self.wait:
-                quiet_until = time.monotonic() + self.wait[0]
-                hard_stop = time.monotonic() + self.wait[1]
-                while time.monotonic() < min(quiet_until, hard_stop):
-                    try:
-                        more, value = changes.get(timeout=max(0.0, min(quiet_until, hard_stop) - time.monotonic()))
-                    except queue.Empty:
-                        break
-                    updates[more] = value
-                    quiet_until = time.monotonic() + self.wait[0]
-            touched = [spec for spec in self.specs if self.uses.get(spec.source, set()) & set(updates)]
-            self.data.update(updates)
-            self.render_round(touched)
+                pass
+            else:
+                self.data[dependency] = data
+                now = time.monotonic()
+                for spec in self.specs:
+                    if dependency in self.uses.get(spec, ()):
+                        wait = spec.wait or self.wait
+                        hard = due[spec][1] if spec in due else now + (wait[1] if wait else 0.0)
+                        due[spec] = (now + (wait[0] if wait else 0.0), hard)
+            now = time.monotonic()
+            ready = [spec for spec, times in due.items() if min(times) <= now]
+            if ready:
+                for spec in ready:
+                    del due[spec]
+                self.render_round(ready)
         return 0
 
     def once_without_waiting(self) -> None:
@@ -211,17 +235,31 @@ class TemplateRunner:
         for path in missing:
             print(f"waiting for key {path!r} in Consul", file=sys.stderr, flush=True)
 
+    def _give_up_if_unreachable_too_long(self) -> None:
+        if self.give_up_after is None or not self.failing_since:
+            return
+        dependency, since = min(self.failing_since.items(), key=lambda item: item[1])
+        if time.monotonic() - since >= self.give_up_after:
+            raise UserError(f"Consul unreachable for {self.give_up_after:g}s (watching {describe(dependency)}); "
+                            "giving up, the files keep their last content",
+                            hint="check the agent, or raise --give-up-after")
+
     def _watch(self, dependency: Dependency, changes: queue.Queue[tuple[Dependency, Any]],
                stop: threading.Event) -> None:
         def complain(error: ConsulError, delay: float) -> None:
-            print(f"warning: Consul unreachable ({error}); keeping the last files, retrying in {delay:g}s",
-                  file=sys.stderr, flush=True)
+            self.failing_since.setdefault(dependency, time.monotonic())
+            print(f"warning: Consul unreachable ({error}); keeping the last files, retrying {describe(dependency)} "
+                  f"in {delay:g}s", file=sys.stderr, flush=True)
+
+        def recovered() -> None:
+            self.failing_since.pop(dependency, None)
 
         first = True
         for _, data in watch(lambda index, wait: fetch(self.consul, dependency, index, wait), stop=stop,
-                             on_error=complain):
+                             on_error=complain, on_success=recovered):
             if first:
                 first = False
                 if self.data.get(dependency) == data:
                     continue
             changes.put((dependency, data))
+

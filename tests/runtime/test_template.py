@@ -7,25 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
-from tests.agent_process import AgentProcess, start_agent
+from tests.agent_process import AgentProcess, wait_for
 from tests.conftest import REPO_ROOT
-
-
-@pytest.fixture
-def agent() -> Iterator[AgentProcess]:
-    process = start_agent()
-    yield process
-    process.stop()
-
-
-def put(agent: AgentProcess, key: str, value: str) -> None:
-    assert requests.put(f"{agent.url}/v1/kv/{key}", data=value.encode()).json() is True
 
 
 def template(agent: AgentProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -33,20 +20,11 @@ def template(agent: AgentProcess, *args: str) -> subprocess.CompletedProcess[str
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-def wait_for(predicate: object, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
 def test_example_role_configs_render_from_kv_and_catalog(agent: AgentProcess, tmp_path: Path) -> None:
-    put(agent, "service/binstore/postgres_addr", "10.0.0.5:5432")
-    put(agent, "service/binstore/redis_addr", "10.0.0.9:6379")
-    put(agent, "config/consul/servers/a", "10.1.0.1")
-    put(agent, "config/consul/servers/b", "10.1.0.2")
+    agent.put("service/binstore/postgres_addr", "10.0.0.5:5432")
+    agent.put("service/binstore/redis_addr", "10.0.0.9:6379")
+    agent.put("config/consul/servers/a", "10.1.0.1")
+    agent.put("config/consul/servers/b", "10.1.0.2")
     for node, address in (("bin-1", "10.2.0.1"), ("bin-2", "10.2.0.2")):
         requests.put(f"{agent.url}/v1/catalog/register", json={
             "Node": node, "Address": address, "Service": {"Service": "binstore", "Port": 8080},
@@ -71,7 +49,7 @@ def test_a_missing_key_fails_naming_it(agent: AgentProcess, tmp_path: Path) -> N
 
 
 def test_a_kv_write_rerenders_and_runs_the_command_once(agent: AgentProcess, tmp_path: Path) -> None:
-    put(agent, "service/binstore/postgres_addr", "10.0.0.5:5432")
+    agent.put("service/binstore/postgres_addr", "10.0.0.5:5432")
     out, log = tmp_path / "binstore.json", tmp_path / "reloads"
     process = subprocess.Popen(
         [sys.executable, "-m", "opsgit", "template", "--template",
@@ -80,11 +58,11 @@ def test_a_kv_write_rerenders_and_runs_the_command_once(agent: AgentProcess, tmp
     try:
         wait_for(lambda: out.exists() and log.exists())
         assert log.read_text().count("reload") == 1
-        put(agent, "service/binstore/redis_addr", "10.9.9.9:6379")
+        agent.put("service/binstore/redis_addr", "10.9.9.9:6379")
         wait_for(lambda: "10.9.9.9:6379" in out.read_text())
         wait_for(lambda: log.read_text().count("reload") == 2)
         before = out.stat().st_mtime_ns
-        put(agent, "service/binstore/redis_addr", "10.9.9.9:6379")  # the same value: nothing to write
+        agent.put("service/binstore/redis_addr", "10.9.9.9:6379")  # the same value: nothing to write
         time.sleep(1.0)
         assert out.stat().st_mtime_ns == before and log.read_text().count("reload") == 2
     finally:
@@ -108,7 +86,7 @@ def test_consul_outage_keeps_the_file_and_updates_resume(tmp_path: Path) -> None
 
     port = free_port()
     agent = data_dir_agent(tmp_path / "data", port=port)
-    put(agent, "service/binstore/postgres_addr", "10.0.0.5:5432")
+    agent.put("service/binstore/postgres_addr", "10.0.0.5:5432")
     out = tmp_path / "binstore.json"
     process = subprocess.Popen([sys.executable, "-m", "opsgit", "template", "--template",
                                 f"roles/binstore/templates/binstore.json.j2:{out}"], env=agent.env(), cwd=REPO_ROOT,
@@ -120,10 +98,108 @@ def test_consul_outage_keeps_the_file_and_updates_resume(tmp_path: Path) -> None
         time.sleep(2)
         assert out.read_text() == kept and process.poll() is None  # still running, file untouched
         agent = data_dir_agent(tmp_path / "data", port=port)
-        put(agent, "service/binstore/postgres_addr", "10.0.0.6:5432")
+        agent.put("service/binstore/postgres_addr", "10.0.0.6:5432")
         wait_for(lambda: "10.0.0.6:5432" in out.read_text(), timeout=40)
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=20)
         agent.stop()
     assert "Consul unreachable" in err and "keeping the last files" in err
+
+
+def test_a_config_file_gives_backup_perms_delimiters_and_in_place(agent: AgentProcess, tmp_path: Path) -> None:
+    agent.put("service/binstore/postgres_addr", "10.0.0.5:5432")
+    (tmp_path / "nginx.conf.j2").write_text("upstream [[ key('service/binstore/postgres_addr') ]];\n"
+                                            "set $x {{ literal }};\n")
+    (tmp_path / "mounted.j2").write_text("addr={{ key('service/binstore/postgres_addr') }}\n")
+    mounted = tmp_path / "mounted"
+    mounted.write_text("old\n")
+    inode = mounted.stat().st_ino
+    config = tmp_path / "templates.yaml"
+    config.write_text(f"""# the binstore host's files
+- source: nginx.conf.j2
+  destination: out/nginx.conf
+  perms: "0600"
+  backup: true
+  left_delimiter: "[["
+  right_delimiter: "]]"
+  command: [sh, -c, "echo reload >> {tmp_path}/commands.log"]
+  command_timeout: 10s
+- source: mounted.j2
+  destination: mounted
+  in_place: true
+  command: [sh, -c, "echo reload >> {tmp_path}/commands.log"]
+""")
+    out = tmp_path / "out" / "nginx.conf"
+    process = subprocess.Popen([sys.executable, "-m", "opsgit", "template", "--config", str(config)],
+                               env=agent.env(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        wait_for(lambda: out.exists() and mounted.read_text() == "addr=10.0.0.5:5432\n")
+        assert out.read_text() == "upstream 10.0.0.5:5432;\nset $x {{ literal }};\n"
+        assert out.stat().st_mode & 0o777 == 0o600
+        agent.put("service/binstore/postgres_addr", "10.0.0.6:5432")
+        wait_for(lambda: "10.0.0.6" in out.read_text() and "10.0.0.6" in mounted.read_text())
+        assert (tmp_path / "out" / "nginx.conf.bak").read_text() == "upstream 10.0.0.5:5432;\nset $x {{ literal }};\n"
+        assert mounted.stat().st_ino == inode  # rewritten in place, not renamed over
+        time.sleep(0.5)
+        assert (tmp_path / "commands.log").read_text().count("reload") == 2  # once per round, not per template
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+
+
+def test_a_bad_config_file_names_its_line(agent: AgentProcess, tmp_path: Path) -> None:
+    (tmp_path / "a.j2").write_text("x\n")
+    config = tmp_path / "templates.yaml"
+    for body, message in [("- source: a.j2\n  destination: out\n  perm: '0600'\n", ":3: unknown key 'perm'"),
+                          ("- source: a.j2\n  destination: out\n  perms: 0600\n", ":3: perms 600 must be an octal"),
+                          ("- source: b.j2\n  destination: out\n", ":1: template"),
+                          ("- source: a.j2\n  destination: out\n  wait: soon\n", ":3: invalid wait 'soon'"),
+                          ("source: a.j2\n", "must be a list")]:
+        config.write_text(body)
+        result = template(agent, "--once", "--config", str(config))
+        assert result.returncode == 1 and message in result.stderr, (body, result.stderr)
+        assert str(config) in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_give_up_after_a_long_outage_exits_1_keeping_the_file(tmp_path: Path) -> None:
+    from tests.agent_process import data_dir_agent
+
+    agent = data_dir_agent(tmp_path / "data")
+    agent.put("service/binstore/postgres_addr", "10.0.0.5:5432")
+    out = tmp_path / "binstore.json"
+    process = subprocess.Popen([sys.executable, "-m", "opsgit", "template", "--give-up-after", "2s", "--template",
+                                f"roles/binstore/templates/binstore.json.j2:{out}"], env=agent.env(), cwd=REPO_ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: out.exists())
+        kept = out.read_text()
+        agent.stop(signal.SIGKILL)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1 and "Consul unreachable for 2s" in err and "giving up" in err
+    assert out.read_text() == kept
+
+
+def test_a_templates_own_wait_delays_only_that_template(agent: AgentProcess, tmp_path: Path) -> None:
+    agent.put("service/binstore/postgres_addr", "10.0.0.5:5432")
+    for name in ("quick", "patient"):
+        (tmp_path / f"{name}.j2").write_text("addr={{ key('service/binstore/postgres_addr') }}\n")
+    config = tmp_path / "templates.yaml"
+    config.write_text("- {source: quick.j2, destination: quick}\n"
+                      "- {source: patient.j2, destination: patient, wait: 2s}\n")
+    process = subprocess.Popen([sys.executable, "-m", "opsgit", "template", "--config", str(config)],
+                               env=agent.env(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        wait_for(lambda: (tmp_path / "patient").exists() and (tmp_path / "quick").exists())
+        agent.put("service/binstore/postgres_addr", "10.0.0.6:5432")
+        wait_for(lambda: "10.0.0.6" in (tmp_path / "quick").read_text())
+        assert "10.0.0.5" in (tmp_path / "patient").read_text()  # still quiescing
+        wait_for(lambda: "10.0.0.6" in (tmp_path / "patient").read_text())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
