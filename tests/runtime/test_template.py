@@ -79,6 +79,16 @@ def test_malformed_specs_and_template_errors(agent: AgentProcess, tmp_path: Path
     failed = template(agent, "--once", "--template", f"{broken}:{tmp_path}/out")
     assert failed.returncode == 1 and f"{broken}:2: template syntax error" in failed.stderr
     assert not (tmp_path / "out").exists()
+    unknown = tmp_path / "unknown.j2"
+    unknown.write_text("a\n{{ secret('x') }}\n")
+    failed = template(agent, "--once", "--template", f"{unknown}:{tmp_path}/out")
+    assert failed.returncode == 1 and f"{unknown}:2: undefined name 'secret'" in failed.stderr
+    assert not (tmp_path / "out").exists()
+    plain = tmp_path / "plain.j2"
+    plain.write_text("a\n")
+    failed = template(agent, "--once", "--template", f"{plain}:{tmp_path}")
+    assert failed.returncode == 1 and f"cannot write {tmp_path}: it is a directory" in failed.stderr
+    assert len(failed.stderr.splitlines()) == 1
 
 
 def test_consul_outage_keeps_the_file_and_updates_resume(tmp_path: Path) -> None:
