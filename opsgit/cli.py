@@ -95,6 +95,28 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--env")
     history.add_argument("--json", action="store_true")
 
+    build_image = commands.add_parser("image",
+                                      help="build a role's image with Packer, record it, optionally promote it")
+    build_image.add_argument("--role", help="the role (default: $HC_ROLE)")
+    build_image.add_argument("--env", help="the environment whose images: settings apply (default: dev)")
+    build_image.add_argument("--only", metavar="BUILDER", help="the Packer builder (default: the env's images.builder)")
+    build_image.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                             help="a Packer variable the template declares; repeatable")
+    build_image.add_argument("--promote", action="store_true",
+                             help="write the image id into environments/<env>/images.yaml")
+    build_image.add_argument("--dry-run", action="store_true", help="render and show the packer command only")
+    list_images = commands.add_parser("images", help="the images built, per environment")
+    list_images.add_argument("--env")
+    list_images.add_argument("--json", action="store_true")
+    verify = commands.add_parser("verify", help="run a role's testinfra tests (roles/<role>/tests/) against hosts")
+    verify.add_argument("--role", help="the role (default: $HC_ROLE)")
+    verify.add_argument("--hosts", default="local://",
+                        help="testinfra hosts: local://, ssh://user@host, docker://container (default local://)")
+    verify.add_argument("--env", help="with local://, test the image root of this environment's last local build "
+                                      "(default: dev)")
+    verify.add_argument("--root", help="the directory the image's files are under (default: the last local build's "
+                                       "root for local://, / otherwise)")
+
     template = commands.add_parser("template", help="render config files from Consul (consul-template style)")
     template.add_argument("--template", action="append", default=[], metavar="SRC:DEST[:COMMAND]")
     template.add_argument("--config", action="append", default=[], metavar="FILE",
@@ -242,6 +264,16 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Call
     if args.command == "locks":
         from opsgit.commands.unlock import locks
         return locks
+    if args.command == "image":
+        from opsgit.commands.image import image
+        return lambda: image(args.role, args.env, only=args.only, variables=args.var, promote=args.promote,
+                             dry_run=args.dry_run)
+    if args.command == "images":
+        from opsgit.commands.images import images
+        return lambda: images(args.env, as_json=args.json)
+    if args.command == "verify":
+        from opsgit.commands.verify import verify
+        return lambda: verify(args.role, args.hosts, env=args.env, root=args.root)
     if args.command == "template":
         from opsgit.commands.template import template
         return lambda: template(args.template, configs=args.config, role=args.role, once=args.once, dry=args.dry,

@@ -84,4 +84,26 @@ def unlock(c: Context, env: str, force: bool = False) -> None:
     _run(lambda: command(env, force=force))
 
 
-ns = Collection(render, validate, plan, apply, drift, unlock)
+@task(iterable=["var"], help={"role": "the role (default: $HC_ROLE)",
+                               "env": "whose images: settings apply (default dev)",
+                               "only": "the Packer builder", "var": "NAME=VALUE for a declared Packer variable",
+                               "promote": "write the image id into environments/<env>/images.yaml",
+                               "dry_run": "render and show the packer command only"})
+def image(c: Context, role: str = "", env: str = "", only: str = "", var: list[str] | None = None,
+          promote: bool = False, dry_run: bool = False) -> None:
+    """Build a role's image with the one Packer template (HC_ROLE=binstore invoke image)."""
+    from opsgit.commands.image import image as command
+    _run(lambda: command(role or None, env or None, only=only or None, variables=var or [], promote=promote,
+                         dry_run=dry_run))
+
+
+@task(help={"role": "the role (default: $HC_ROLE)", "hosts": "local://, ssh://user@host or docker://name",
+            "env": "with local://, the environment whose local build to test (default dev)",
+            "root": "the directory the image's files are under"})
+def verify(c: Context, role: str = "", hosts: str = "local://", env: str = "", root: str = "") -> None:
+    """Run a role's testinfra tests against hosts (a local build with local://)."""
+    from opsgit.commands.verify import verify as command
+    _run(lambda: command(role or None, hosts, env=env or None, root=root or None))
+
+
+ns = Collection(render, validate, plan, apply, drift, unlock, image, verify)

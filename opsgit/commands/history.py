@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opsgit import output
 from opsgit.config import find_root
+from opsgit.errors import UserError
 from opsgit.gitops.history import read
 from opsgit.repo import load_repo
 
@@ -13,7 +14,12 @@ def history(env: str | None = None, *, as_json: bool = False) -> int:
     repo = load_repo(root, only={env} if env else None)
     entries = []
     for name, environment in sorted(repo.environments.items()):
-        entries.extend(read(root, environment.state, name))
+        try:
+            entries.extend(read(root, environment.state, name))
+        except UserError as error:
+            if env:
+                raise
+            output.warn(f"{error}; listing the other environments")
     entries.sort(key=lambda e: str(e["at"]))
     if as_json:
         output.emit_json([{k: v for k, v in e.items() if k != "log"} for e in entries])

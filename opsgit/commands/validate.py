@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
+import os
 import tempfile
 from pathlib import Path
 
 from opsgit import output
 from opsgit.config import find_root, load_settings
-from opsgit.images.packer import packer_binary, validate_template
+from opsgit.images.packer import environment_inputs, packer_binary, validate_template
+from opsgit.render.images import TEMPLATE
 from opsgit.render.pipeline import render_selection
 from opsgit.repo import load_repo
+from opsgit.repo.values import Environment
 
 
 def validate(root: Path | None = None, packer: bool = True) -> int:
@@ -18,6 +23,7 @@ def validate(root: Path | None = None, packer: bool = True) -> int:
     artefacts = render_selection(repo)
     images = [a for a in artefacts if a.kind == "image"]
     binary = packer_binary() if packer else None
+    builds = 0
     if images and binary:
         with tempfile.TemporaryDirectory(prefix="opsgit-validate-") as scratch:
             # The whole build layout, because image templates read the role bundles beside them.
@@ -26,13 +32,31 @@ def validate(root: Path | None = None, packer: bool = True) -> int:
                     path = Path(scratch) / relative
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(content)
+            # One `packer validate` per template, and one per environment that builds it with its
+            # builder and variables; each is a separate process, so they run side by side.
+            runs: list[tuple[Path, str, Environment | None]] = []
             for artefact in images:
-                validate_template(binary, Path(scratch) / artefact.directory / "packer.json", role=artefact.name)
+                template = Path(scratch) / artefact.directory / "packer.json"
+                runs.append((template, artefact.name, None))
+                runs += [(template, artefact.name, e) for e in repo.environments.values() if artefact.name in e.roles]
+            with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+                for future in [pool.submit(_validate_one, binary, *run) for run in runs]:
+                    future.result()
+            builds = sum(1 for run in runs if run[2] is not None)
     elif images and packer:
         output.warn("packer is not installed: image templates were checked by opsgit only "
                     "(install it with `apt-get install packer`)")
     output.say(f"Valid: {len(repo.environments)} environments, {len(repo.modules)} modules, "
                f"{len(repo.roles)} roles"
-               + (f"; packer validate passed for {len(images)} image templates" if images and binary else "")
+               + (f"; packer validate passed for {len(images)} image templates and {builds} environment builds"
+                  if images and binary else "")
                + ".")
     return 0
+
+
+def _validate_one(binary: str, template: Path, role: str, environment: Environment | None) -> None:
+    if environment is None:
+        validate_template(binary, template, role)
+        return
+    builder, variables = environment_inputs(json.loads(template.read_text()), environment, (), None, TEMPLATE)
+    validate_template(binary, template, role, environment.name, builder, variables)

@@ -1,7 +1,8 @@
-"""Run history: every plan and apply leaves a record beside the state.
+"""Run and image history: every plan, apply and image build leaves a record beside the state.
 
-Local state keeps `.opsgit/history/<env>.jsonl` (appended, fsynced); S3 state keeps one object per
-run under `history/<env>/` in the state bucket. `opsgit history` reads them back.
+Records go to a stream (`history` for runs, `images` for image builds). Local state keeps
+`.opsgit/<stream>/<env>.jsonl` (appended, fsynced); S3 state keeps one object per record under
+`<stream>/<env>/` in the state bucket. `opsgit history` and `opsgit images` read them back.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from opsgit.errors import UserError
 from opsgit.gitops.locks import holder_record
+from opsgit.providers.base import describe_error
 
 MAX_LOG = 20_000
+RUNS = "history"
+IMAGES = "images"
 
 
 def record(root: Path, state_settings: Mapping[str, Any], env: str, *, kind: str, summary: str, result: str,
@@ -26,19 +31,25 @@ def record(root: Path, state_settings: Mapping[str, Any], env: str, *, kind: str
     entry = {
         "id": uuid.uuid4().hex, "env": env, "kind": kind, "result": result, "summary": summary,
         "duration_seconds": round(duration, 3), "who": who.get("who"), "host": who.get("host"),
-        "commit": who.get("commit") or _head(root), "pull_request": who.get("pull_request"),
+        "commit": who.get("commit") or head_commit(root), "pull_request": who.get("pull_request"),
         "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "plan_hash": hashlib.sha256(json.dumps(plan_document, sort_keys=True, default=str).encode()).hexdigest()
         if plan_document is not None else None,
         "log": log[-MAX_LOG:],
     }
+    return append(root, state_settings, RUNS, env, entry)
+
+
+def append(root: Path, state_settings: Mapping[str, Any], stream: str, env: str,
+           entry: dict[str, Any]) -> dict[str, Any]:
+    """Add one record (with `id` and `at`) to `stream` of `env`, durably."""
     if state_settings.get("backend") == "s3":
         import boto3
 
-        key = f"history/{env}/{entry['at']}-{entry['id']}.json"
+        key = f"{stream}/{env}/{entry['at']}-{entry['id']}.json"
         boto3.client("s3").put_object(Bucket=str(state_settings["bucket"]), Key=key, Body=json.dumps(entry).encode())
         return entry
-    directory = root / ".opsgit" / "history"
+    directory = root / ".opsgit" / stream
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory / f"{env}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as handle:
@@ -48,25 +59,33 @@ def record(root: Path, state_settings: Mapping[str, Any], env: str, *, kind: str
     return entry
 
 
-def _head(root: Path) -> str | None:
+def head_commit(root: Path) -> str | None:
     import subprocess
 
-    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False)
+    except OSError:  # no git on this machine: a record without a commit
+        return None
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
-def read(root: Path, state_settings: Mapping[str, Any], env: str) -> list[dict[str, Any]]:
+def read(root: Path, state_settings: Mapping[str, Any], env: str, stream: str = RUNS) -> list[dict[str, Any]]:
     if state_settings.get("backend") == "s3":
         import boto3
+        import botocore.exceptions
 
-        s3 = boto3.client("s3")
         bucket = str(state_settings["bucket"])
         entries = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"history/{env}/"):
-            for item in page.get("Contents", []):
-                entries.append(json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()))
+        try:
+            s3 = boto3.client("s3")
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{stream}/{env}/"):
+                for item in page.get("Contents", []):
+                    entries.append(json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise UserError(f"cannot read the {stream} of {env} from s3://{bucket}/{stream}/{env}/: "
+                            f"{describe_error(error)}", hint="check the AWS credentials and endpoint") from None
         return sorted(entries, key=lambda e: str(e["at"]))
-    path = root / ".opsgit" / "history" / f"{env}.jsonl"
+    path = root / ".opsgit" / stream / f"{env}.jsonl"
     if not path.exists():
         return []
     entries = []

@@ -145,7 +145,7 @@ def role_context(role: Role, repo: Repo) -> dict[str, Any]:
         "service": dict(role.service) if role.service else None,
         "templates": [{"source": t.source, "destination": t.destination, "command": t.command,
                        "perms": t.perms} for t in role.templates],
-        "env_prefix": role.env_prefix, "template_files": list(role.template_files),
+        "env_prefix": role.env_prefix, "run": list(role.run), "template_files": list(role.template_files),
         "directory": f"roles/{role.name}",
     }
 

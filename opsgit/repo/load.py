@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ STATE_BACKENDS = ("local", "s3")
 LOCK_BACKENDS = ("local", "consul", "s3")
 MODULE_HEADER_KEYS = ("description", "variables")
 VARIABLE_KEYS = ("type", "default", "description", "sensitive")
-ROLE_KEYS = ("description", "image", "service", "templates", "env_prefix")
+ROLE_KEYS = ("description", "image", "service", "templates", "env_prefix", "run")
 ROLE_TEMPLATE_KEYS = ("source", "destination", "command", "perms")
 
 
@@ -170,7 +171,20 @@ def _load_role(root: Path, directory: Path) -> Role:
         env_prefix=expect(env_prefix, str, origin.child("env_prefix"), "env_prefix")
         if env_prefix is not None else None,
         template_files=template_files, test_files=test_files, origin=origin,
+        run=_run_command(data.get("run"), origin.child("run")),
     )
+
+
+def _run_command(value: Any, origin: Origin) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as error:
+            raise origin.error(f"malformed run command: {error}", "write it as a list of arguments") from None
+    return tuple(str(expect(part, (str, int), origin, "each run argument"))
+                 for part in expect(value, list, origin, "run"))
 
 
 # -- environments ------------------------------------------------------------------------------
@@ -218,9 +232,22 @@ def _load_environment(root: Path, directory: Path, modules: dict[str, Module],
         modules=tuple(instances), roles=tuple(env_roles),
         outputs=expect_mapping(data.get("outputs"), origin.child("outputs"), "outputs"),
         images=images, images_file=images_file,
-        image_settings=expect_mapping(data.get("images"), origin.child("images"), "images"),
+        image_settings=_image_settings(data.get("images"), origin.child("images")),
         origin=origin,
     )
+
+
+def _image_settings(value: Any, origin: Origin) -> dict[str, Any]:
+    """`images: {builder: local, variables: {region: us-east-1}}`: the Packer builder this
+    environment's images are built with (`-only`), and Packer variables (`-var`)."""
+    settings = expect_mapping(value, origin, "images")
+    check_keys(settings, origin, ("builder", "variables"))
+    if "builder" in settings:
+        expect(settings["builder"], str, origin.child("builder"), "builder")
+    variables = expect_mapping(settings.get("variables"), origin.child("variables"), "variables")
+    for name, item in variables.items():
+        expect(item, (str, int, float, bool), origin.child("variables", name), f"Packer variable {name!r}")
+    return settings
 
 
 def _backend(value: Any, origin: Origin, known: tuple[str, ...], what: str) -> dict[str, Any]:

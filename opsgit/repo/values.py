@@ -124,6 +124,8 @@ class Role:
     template_files: tuple[str, ...]
     test_files: tuple[str, ...]
     origin: Origin
+    run: tuple[str, ...] = ()
+    """The service's command line on the host; launched by `opsgit exec` over `env_prefix`."""
 
 
 @dataclass(frozen=True)

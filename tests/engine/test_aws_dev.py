@@ -4,6 +4,7 @@ dev agent as Consul, both real processes; results checked with plain boto3 and t
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,22 @@ def test_dev_with_the_s3_state_backend(ops: Path, dev_env: dict[str, str], fresh
     stored = json.loads(s3.get_object(Bucket="ops-state", Key="dev/state.json")["Body"].read())  # type: ignore[attr-defined]
     assert len(stored["resources"]) == 18 and not (ops / ".opsgit/state/dev.json").exists()
     assert opsgit(ops, dev_env, "plan", "--env", "dev", "--detailed-exitcode").returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("packer") is None, reason="packer is installed by `make test`")
+def test_a_promoted_image_moves_only_the_green_launch_configuration(ops: Path, dev_env: dict[str, str],
+                                                                   fresh_moto: MotoProcess) -> None:
+    applied = opsgit(ops, dev_env, "apply", "--env", "dev", "--auto-approve")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    promoted = opsgit(ops, {**dev_env, "HC_ROLE": "binstore"}, "image", "--env", "dev", "--promote")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    image_id = next(line.split()[-1] for line in promoted.stdout.splitlines() if line.startswith("Promoted:"))
+    planned = opsgit(ops, dev_env, "plan", "--env", "dev", "--json")
+    assert planned.returncode == 0, planned.stderr
+    changes = {c["address"]: c["change"]["actions"] for c in json.loads(planned.stdout)["resource_changes"]
+               if c["change"]["actions"] != ["no-op"]}
+    assert changes == {"module.binstore.aws_launch_configuration.green": ["create", "delete"],
+                       "module.binstore.aws_autoscaling_group.green": ["update"]}
+    green = next(c for c in json.loads(planned.stdout)["resource_changes"]
+                 if c["address"] == "module.binstore.aws_launch_configuration.green")
+    assert green["change"]["after"]["image_id"] == image_id

@@ -1,0 +1,39 @@
+"""`opsgit verify --role ROLE [--hosts local://|ssh://…|docker://…] [--env ENV] [--root DIR]`
+(`invoke verify`): the role's testinfra tests; the exit code is pytest's."""
+
+from __future__ import annotations
+
+from opsgit import output
+from opsgit.commands.image import DEFAULT_ENV, resolve_role
+from opsgit.config import find_root, load_settings
+from opsgit.errors import UserError
+from opsgit.images.verify import run_role_tests
+from opsgit.repo import load_repo
+from opsgit.repo.schema import suggest
+
+
+def verify(role: str | None = None, hosts: str = "local://", *, env: str | None = None,
+           root: str | None = None) -> int:
+    role = resolve_role(role)
+    repo_root = find_root()
+    settings = load_settings(repo_root)
+    repo = load_repo(repo_root, settings, only=set(), only_roles={role})
+    if role not in repo.roles:
+        names = sorted(p.name for p in (repo_root / "roles").iterdir() if p.is_dir())
+        raise UserError(f"unknown role {role!r}", hint=suggest(role, names) or f"roles: {', '.join(names)}")
+    if not repo.roles[role].test_files:
+        raise UserError(f"role {role!r} has no tests", file=f"roles/{role}/tests/",
+                        hint="add testinfra tests as roles/<role>/tests/test_*.py")
+    image_root = root
+    if image_root is None:
+        if hosts.startswith("local://"):
+            built = settings.build_path / "artefacts" / (env or DEFAULT_ENV) / role / "root"
+            if not built.is_dir():
+                raise UserError(f"no local build of {role} for {env or DEFAULT_ENV} to test at {built}",
+                                hint=f"build it first: HC_ROLE={role} invoke image --env {env or DEFAULT_ENV}, "
+                                     "or pass --root / to test this machine")
+            image_root = str(built)
+        else:
+            image_root = "/"
+    output.say(f"Verifying {role} on {hosts} (image root {image_root}) with roles/{role}/tests/ ...")
+    return run_role_tests(repo_root / "roles" / role / "tests", hosts, image_root, role, repo_root)
