@@ -33,6 +33,8 @@ demo: venv packer
 	$(BIN)/python scripts/devservices.py up
 	$(DEV_ENV) $(BIN)/opsgit plan --env dev
 	$(DEV_ENV) $(BIN)/opsgit apply --env dev build/plans/dev.plan.json
+	$(DEV_ENV) HC_ROLE=binstore $(BIN)/opsgit image --env dev
+	$(BIN)/opsgit verify --role binstore --hosts local://
 	@echo; echo "Run \`make demo\` again: nothing to change. \`make demo-down\` stops moto_server and the agent."
 
 demo-down: venv
