@@ -117,12 +117,18 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--root", help="the directory the image's files are under (default: the last local build's "
                                        "root for local://, / otherwise)")
 
+    scaffold = commands.add_parser("init", help="create a new ops monorepo that renders and plans at once")
+    scaffold.add_argument("target", metavar="DIR", help="a new or empty directory")
+    scaffold.add_argument("--name", help="the organisation's name (default: the directory's)")
+
     template = commands.add_parser("template", help="render config files from Consul (consul-template style)")
     template.add_argument("--template", action="append", default=[], metavar="SRC:DEST[:COMMAND]")
     template.add_argument("--config", action="append", default=[], metavar="FILE",
                           help="a YAML list of templates (source, destination, command, command_timeout, perms, "
                                "backup, wait, left_delimiter, right_delimiter, in_place); repeatable")
     template.add_argument("--role", help="the role's templates and destinations from its role.yaml")
+    template.add_argument("--destination-root", metavar="DIR",
+                          help="with --role: write the destinations under DIR (an image or container root)")
     template.add_argument("--once", action="store_true", help="render once and exit")
     template.add_argument("--dry", action="store_true", help="print instead of writing")
     template.add_argument("--wait", metavar="MIN[:MAX]", help="quiescence before re-rendering")
@@ -274,11 +280,15 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Call
     if args.command == "verify":
         from opsgit.commands.verify import verify
         return lambda: verify(args.role, args.hosts, env=args.env, root=args.root)
+    if args.command == "init":
+        from opsgit.commands.init import init
+        return lambda: init(args.target, args.name)
     if args.command == "template":
         from opsgit.commands.template import template
         return lambda: template(args.template, configs=args.config, role=args.role, once=args.once, dry=args.dry,
                                 wait=args.wait, missing_key_timeout=args.missing_key_timeout,
-                                in_place=args.in_place, give_up_after=args.give_up_after)
+                                in_place=args.in_place, give_up_after=args.give_up_after,
+                                destination_root=args.destination_root)
     if args.command == "exec":
         from opsgit.commands.exec import exec_command
         return lambda: exec_command(args.command_args, prefixes=args.prefix, services=args.service,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from opsgit import __version__
 from opsgit.errors import UserError
+from opsgit.secrets import redact
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -24,7 +25,7 @@ def run_guarded(action: Callable[[], int]) -> int:
     try:
         return action()
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact(str(error))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("Interrupted (^C)", file=sys.stderr)
@@ -35,7 +36,7 @@ def run_guarded(action: Callable[[], int]) -> int:
         return EXIT_OK
     except Exception as error:
         log = _write_crash_log(error)
-        print(f"error: unexpected {type(error).__name__}: {error} (a bug in opsgit; details in {log})",
+        print(f"error: unexpected {type(error).__name__}: {redact(str(error))} (a bug in opsgit; details in {log})",
               file=sys.stderr)
         return EXIT_BUG
 
@@ -45,6 +46,6 @@ def _write_crash_log(error: BaseException) -> str:
     fd, path = tempfile.mkstemp(prefix=f"opsgit-crash-{stamp}-", suffix=".log")
     with os.fdopen(fd, "w") as log:
         log.write(f"opsgit {__version__} on Python {sys.version.split()[0]}\n")
-        log.write(f"argv: {sys.argv!r}\n\n")
-        log.write("".join(traceback.format_exception(error)))
+        log.write(redact(f"argv: {sys.argv!r}\n\n"))
+        log.write(redact("".join(traceback.format_exception(error))))
     return path

@@ -8,6 +8,8 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from opsgit.secrets import redact, redact_data
+
 COLOURS = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2", "cyan": "36"}
 
 
@@ -29,13 +31,18 @@ def say(text: str = "", stream: TextIO | None = None) -> None:
     # One write per line under a lock: apply reports from several threads at once.
     target = stream or sys.stdout
     with _WRITE:
-        target.write(text + "\n")
+        target.write(redact(text) + "\n")
         target.flush()
 
 
+def log(text: str) -> None:
+    """A progress or diagnostic line for people, on stderr (stdout stays the command's output)."""
+    say(text, sys.stderr)
+
+
 def warn(text: str) -> None:
-    print(f"{paint('warning:', 'yellow', sys.stderr)} {text}", file=sys.stderr, flush=True)
+    say(f"{paint('warning:', 'yellow', sys.stderr)} {text}", sys.stderr)
 
 
 def emit_json(value: Any, stream: TextIO | None = None) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True), file=stream or sys.stdout, flush=True)
+    say(json.dumps(redact_data(value), indent=2, sort_keys=True), stream)

@@ -146,7 +146,12 @@ class HttpServer:
             chunks: list[bytes] = []
             size = 0
             while True:
-                length = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip() or b"0", 16)
+                try:
+                    length = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip() or b"0", 16)
+                except ValueError:
+                    raise BadRequest(400, "malformed chunk size") from None
+                if length < 0:
+                    raise BadRequest(400, "malformed chunk size")
                 if length == 0:
                     while (await reader.readuntil(b"\r\n")) != b"\r\n":
                         pass

@@ -95,7 +95,7 @@ def image(role: str | None = None, env: str | None = None, *, only: str | None =
             record_image(root, environment, record, consul)
         except ConsulError as error:
             raise UserError(f"image {record.image_id} is built and in the image history, but not in Consul KV "
-                            f"{kv_key(env, role)}: {error}",
+                            f"{kv_key(env, role)}: {error.message}",
                             hint="start Consul (or set CONSUL_HTTP_ADDR) and build again") from None
         output.say(f"Built {label}: {output.paint(record.image_id, 'bold')} (builder {record.builder}, "
                    f"{time.monotonic() - started:.1f}s); recorded in the image history and Consul KV "

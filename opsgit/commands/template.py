@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import threading
 from collections.abc import Sequence
@@ -12,28 +13,33 @@ from pathlib import Path
 from opsgit.consul.client import Consul
 from opsgit.errors import UserError
 from opsgit.repo import load_repo
+from opsgit.repo.load import HOST_WRITE_ROOTS
 from opsgit.runtime.template import TemplateRunner
 from opsgit.runtime.template_config import TemplateSpec, load_config, parse_spec, parse_wait
 
 
-def role_specs(role: str, root: Path) -> list[TemplateSpec]:
+def role_specs(role: str, root: Path, destination_root: Path = Path("/")) -> list[TemplateSpec]:
+    """The role's templates; destinations under `destination_root` (an image being assembled, a
+    container's root) and held inside the places host templates may write."""
     repo = load_repo(root, only=set())
     if role not in repo.roles:
         raise UserError(f"unknown role {role!r}", hint=f"roles: {', '.join(sorted(repo.roles)) or 'none'}")
     found = repo.roles[role]
-    return [TemplateSpec(root / "roles" / role / "templates" / t.source, Path(t.destination),
-                         tuple(t.command.split()) if t.command else (),
-                         int(t.perms, 8) if t.perms else None) for t in found.templates]
+    confine = tuple(destination_root / place.strip("/") for place in HOST_WRITE_ROOTS)
+    return [TemplateSpec(root / "roles" / role / "templates" / t.source, destination_root / t.destination.lstrip("/"),
+                         tuple(shlex.split(t.command)) if t.command else (),
+                         int(t.perms, 8) if t.perms else None, confine=confine) for t in found.templates]
 
 
 def template(specs: Sequence[str], *, configs: Sequence[str] = (), role: str | None = None, once: bool = False,
              dry: bool = False, wait: str | None = None, missing_key_timeout: float | None = None,
-             in_place: bool = False, give_up_after: float | None = None, root: Path | None = None) -> int:
+             in_place: bool = False, give_up_after: float | None = None, root: Path | None = None,
+             destination_root: str | None = None) -> int:
     parsed = [parse_spec(text) for text in specs]
     for config in configs:
         parsed += load_config(Path(config))
     if role:
-        parsed += role_specs(role, root or Path.cwd())
+        parsed += role_specs(role, root or Path.cwd(), Path(destination_root or "/"))
     if not parsed:
         raise UserError("no template given", hint="--template SRC:DEST[:COMMAND], --config FILE or --role ROLE")
     if in_place:

@@ -19,6 +19,7 @@ from typing import Any
 from opsgit.errors import UserError
 from opsgit.gitops.locks import holder_record
 from opsgit.providers.base import describe_error
+from opsgit.secrets import redact_data
 
 MAX_LOG = 20_000
 RUNS = "history"
@@ -42,7 +43,8 @@ def record(root: Path, state_settings: Mapping[str, Any], env: str, *, kind: str
 
 def append(root: Path, state_settings: Mapping[str, Any], stream: str, env: str,
            entry: dict[str, Any]) -> dict[str, Any]:
-    """Add one record (with `id` and `at`) to `stream` of `env`, durably."""
+    """Add one record (with `id` and `at`) to `stream` of `env`, durably; secrets masked."""
+    entry = redact_data(entry)
     if state_settings.get("backend") == "s3":
         import boto3
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from opsgit import output
 from opsgit.errors import UserError
+from opsgit.secrets import redact
 
 MAX_DESCRIPTION = 140
 MAX_CONTEXT = 255
@@ -122,6 +123,7 @@ class StatusPoster:
 
     def post(self, context: str, state: str, description: str) -> bool:
         """Post one status; False (with a warning) when it could not be posted."""
+        description = redact(description)
         description = description if len(description) <= MAX_DESCRIPTION else description[:MAX_DESCRIPTION - 1] + "…"
         target = self.target
         try:
@@ -147,7 +149,7 @@ class StatusPoster:
         target = self.target
         if target.kind != "github" or target.pull_request is None:
             return False
-        text = f"{COMMENT_MARKER}\n{body}"
+        text = f"{COMMENT_MARKER}\n{redact(body)}"
         base = f"{target.api_url}/repos/{target.repository}"
         try:
             existing = None

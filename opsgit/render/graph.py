@@ -26,6 +26,7 @@ from opsgit.render.jinja import compile_template, describe_undefined, render, tr
 from opsgit.repo import yamlio
 from opsgit.repo.schema import check_keys, expect, expect_mapping, suggest
 from opsgit.repo.values import Environment, Module, ModuleInstance, Origin, Repo, Variable
+from opsgit.secrets import register as register_secret
 
 BODY_KEYS = ("resources", "modules", "outputs")
 META_KEYS = ("count", "for_each", "depends_on", "lifecycle", "provider")
@@ -75,6 +76,8 @@ class GraphRenderer:
     def render(self, env: Environment) -> tuple[Graph, set[str]]:
         """The environment's graph and the repository files it read."""
         build = _Build(env)
+        for name in env.sensitive_variables:
+            register_secret(env.variables.get(name))
         build.reads.add(env.file)
         if env.images_file:
             build.reads.add(env.images_file)
@@ -490,6 +493,8 @@ def _bind_variables(module: Module, inputs: dict[str, Any], origin: Origin) -> d
     for name, variable in module.variables.items():
         if name in inputs:
             bound[name] = _check_type(variable, inputs[name], origin.child("inputs", name), module)
+            if variable.sensitive and "${" not in str(bound[name]):
+                register_secret(bound[name])
         elif variable.required:
             raise origin.error(f"module {module.name!r} needs input {name!r}",
                                f"add inputs: {{{name}: ...}}")

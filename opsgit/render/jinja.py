@@ -205,6 +205,16 @@ def undeclared_names(environment: jinja2.Environment, source: str, file: str) ->
     return set(meta.find_undeclared_variables(ast))
 
 
+def unsafe_attributes(environment: jinja2.Environment, source: str) -> Iterable[tuple[str, int]]:
+    """`x.__globals__`, `x['_private']`: what the sandbox would refuse when the template runs on a
+    host, found before it ships in an image."""
+    ast = environment.parse(source)
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else getattr(getattr(node, "arg", None), "value", None)
+        if isinstance(name, str) and name.startswith("_"):
+            yield name, node.lineno
+
+
 def called_filters(environment: jinja2.Environment, source: str) -> Iterable[tuple[str, int]]:
     ast = environment.parse(source)
     for node in ast.find_all((nodes.Filter, nodes.Test)):

@@ -32,6 +32,9 @@ MODULE_HEADER_KEYS = ("description", "variables")
 VARIABLE_KEYS = ("type", "default", "description", "sensitive")
 ROLE_KEYS = ("description", "image", "service", "templates", "env_prefix", "run")
 ROLE_TEMPLATE_KEYS = ("source", "destination", "command", "perms")
+# Where a role's host templates may write: configuration and service data, never a home
+# directory, /usr/bin or /etc/../root. `opsgit template --role` holds the real paths to it too.
+HOST_WRITE_ROOTS = ("/etc/", "/opt/", "/srv/", "/var/lib/", "/usr/local/etc/", "/run/")
 
 
 def load_repo(root: Path, settings: Settings | None = None, *, only: Collection[str] | None = None,
@@ -149,9 +152,13 @@ def _load_role(root: Path, directory: Path) -> Role:
                 f"template {source!r} not found in roles/{name}/templates/",
                 suggest(source, template_files) or "add the file or fix the name")
         destination = expect(spec["destination"], str, where.child("destination"), "destination")
-        if not destination.startswith("/") or ".." in destination.split("/"):
+        if not destination.startswith("/") or ".." in destination.split("/") or "//" in destination:
             raise where.child("destination").error(
                 f"destination {destination!r} must be an absolute path without '..'")
+        if not destination.startswith(HOST_WRITE_ROOTS):
+            raise where.child("destination").error(
+                f"destination {destination!r} is outside the places host templates may write",
+                f"use a path under {', '.join(r.rstrip('/') for r in HOST_WRITE_ROOTS)}")
         perms = spec.get("perms")
         if perms is not None and not (isinstance(perms, str) and len(perms) in (3, 4)
                                       and all(c in "01234567" for c in perms)):

@@ -25,6 +25,9 @@ KeyPath = Sequence[str | int]
 
 # Bounds against hostile input: rendered output and user files are never this large legitimately.
 MAX_YAML_BYTES = 8 * 1024 * 1024
+# Aliases share one object when loaded, so a "billion laughs" document loads in little memory and
+# explodes only when something walks it: count what it expands to before anything does.
+MAX_EXPANDED_VALUES = 1_000_000
 
 
 class FastLoader(yaml.CSafeLoader):
@@ -76,7 +79,7 @@ def parse(text: str, file: str, *, first_line: int = 1) -> Any:
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError(f"file is larger than {MAX_YAML_BYTES} bytes", file=file)
     try:
-        return yaml.load(text, Loader=FastLoader)
+        data = yaml.load(text, Loader=FastLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + first_line if mark is not None else None
@@ -89,6 +92,32 @@ def parse(text: str, file: str, *, first_line: int = 1) -> Any:
         raise ConfigError(f"invalid YAML: {error}", file=file) from None
     except RecursionError:
         raise ConfigError("YAML nests too deeply", file=file) from None
+    if "*" in text and "&" in text and _expanded_size(data, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES:
+        raise ConfigError(f"YAML aliases expand to more than {MAX_EXPANDED_VALUES:,} values", file=file,
+                          line=first_line, hint="an alias bomb? write the values out, or use fewer nested aliases")
+    return data
+
+
+def _expanded_size(value: Any, limit: int) -> int:
+    """How many values `value` has once every alias is expanded, counting up to just past `limit`."""
+    sizes: dict[int, int] = {}
+
+    def size(item: Any) -> int:
+        if not isinstance(item, (dict, list)):
+            return 1
+        known = sizes.get(id(item))
+        if known is not None:
+            return known
+        children = item.values() if isinstance(item, dict) else item
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        sizes[id(item)] = total
+        return total
+
+    return size(value)
 
 
 def _yaml_hint(problem: str) -> str | None:

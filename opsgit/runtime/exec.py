@@ -15,13 +15,13 @@ import os
 import queue
 import random
 import signal
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsgit import output
 from opsgit.consul.client import Consul
 from opsgit.consul.watch import watch
 from opsgit.errors import ConsulError
@@ -73,7 +73,7 @@ def child_environment(parent: Mapping[str, str], options: ExecOptions,
         sources.append(variables)
     environment, rejected = compute_environment(parent, sources, options.environment)
     for bad in rejected:
-        print(f"warning: skipping variable {bad.name!r}: {bad.reason}", file=sys.stderr, flush=True)
+        output.log(f"warning: skipping variable {bad.name!r}: {bad.reason}")
     return environment
 
 
@@ -141,7 +141,7 @@ class ExecRunner:
                 if self.child is not None and subject is self.child:
                     code = self.child.returncode
                     if code != 0:
-                        print(f"opsgit exec: the child exited with {code}", file=sys.stderr, flush=True)
+                        output.log(f"opsgit exec: the child exited with {code}")
                     return code
             elif kind == "signal":
                 stopped = self._signalled(subject)
@@ -173,13 +173,13 @@ class ExecRunner:
         if self.options.splay:
             time.sleep(random.uniform(0, self.options.splay))
         if self.options.reload_signal is not None:
-            print(f"opsgit exec: {', '.join(names)} changed; sending {signal.Signals(self.options.reload_signal).name}",
-                  file=sys.stderr, flush=True)
+            signal_name = signal.Signals(self.options.reload_signal).name
+            output.log(f"opsgit exec: {', '.join(names)} changed; sending {signal_name}")
             self.child.send(self.options.reload_signal)
             self.child_environment = environment
             self.reloads += 1
             return
-        print(f"opsgit exec: {', '.join(names)} changed; restarting the child", file=sys.stderr, flush=True)
+        output.log(f"opsgit exec: {', '.join(names)} changed; restarting the child")
         self.child.stop(self.options.kill_signal, self.options.kill_timeout)
         self._start(environment)
 
@@ -198,7 +198,7 @@ class ExecRunner:
             if dependency in self.data and not self._has_data(dependency) \
                     and dependency not in self._announced_waiting:
                 self._announced_waiting.add(dependency)
-                print(f"opsgit exec: waiting for {describe(dependency)} in Consul", file=sys.stderr, flush=True)
+                output.log(f"opsgit exec: waiting for {describe(dependency)} in Consul")
 
     def _has_data(self, dependency: Dependency) -> bool:
         found = self.data.get(dependency)
@@ -211,8 +211,7 @@ class ExecRunner:
     def _watch(self, dependency: Dependency) -> None:
         def complain(error: ConsulError, delay: float) -> None:
             state = "the child keeps its environment" if self.child is not None else "the child is not started"
-            print(f"warning: Consul unreachable ({error}); {state}; retrying {describe(dependency)} in {delay:g}s",
-                  file=sys.stderr, flush=True)
+            output.log(f"warning: Consul unreachable ({error}); {state}; retrying {describe(dependency)} in {delay:g}s")
 
         for _, data in watch(lambda index, wait: fetch(self.consul, dependency, index, wait),
                              stop=self._stop_watching, on_error=complain):

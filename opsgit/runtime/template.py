@@ -14,7 +14,6 @@ import os
 import queue
 import shlex
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 import jinja2
 
+from opsgit import output
 from opsgit.consul.client import Consul
 from opsgit.consul.watch import watch
 from opsgit.errors import ConsulError, RenderError, UserError
@@ -84,8 +84,7 @@ class TemplateRunner:
         perms say otherwise."""
         content = text.encode("utf-8")
         if self.dry:
-            sys.stdout.write(f"> {spec.destination}\n{text}")
-            sys.stdout.flush()
+            output.say(f"> {spec.destination}\n{text}".removesuffix("\n"))
             return False
         destination = spec.destination
         try:
@@ -99,6 +98,7 @@ class TemplateRunner:
         except OSError as error:
             raise UserError(f"cannot read {destination}: {error.strerror}") from None
         mode = spec.perms if spec.perms is not None else existing.st_mode & 0o7777 if existing else 0o644
+        check_confined(spec)
         try:
             destination.parent.mkdir(parents=True, exist_ok=True)
             if spec.backup and existing is not None:
@@ -128,8 +128,7 @@ class TemplateRunner:
                 try:
                     os.chown(temporary, existing.st_uid, existing.st_gid)
                 except PermissionError:
-                    print(f"warning: cannot keep the owner of {destination} (uid {existing.st_uid}) without root",
-                          file=sys.stderr, flush=True)
+                    output.log(f"warning: cannot keep the owner of {destination} (uid {existing.st_uid}) without root")
             os.replace(temporary, destination)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -192,7 +191,7 @@ class TemplateRunner:
             if deadline is not None and time.monotonic() >= deadline:
                 raise UserError(f"key {missing[0]!r} does not exist in Consul (waited "
                                 f"{self.missing_key_timeout:g}s)", hint="write it, or use key_or_default()")
-            print(f"waiting for key {missing[0]!r} in Consul", file=sys.stderr, flush=True)
+            output.log(f"waiting for key {missing[0]!r} in Consul")
             self.data.pop(("key", missing[0]), None)
             time.sleep(min(1.0, max(0.0, (deadline or time.monotonic() + 1) - time.monotonic())))
 
@@ -233,7 +232,7 @@ class TemplateRunner:
     def once_without_waiting(self) -> None:
         missing = self.render_round(self.specs)
         for path in missing:
-            print(f"waiting for key {path!r} in Consul", file=sys.stderr, flush=True)
+            output.log(f"waiting for key {path!r} in Consul")
 
     def _give_up_if_unreachable_too_long(self) -> None:
         if self.give_up_after is None or not self.failing_since:
@@ -248,8 +247,8 @@ class TemplateRunner:
                stop: threading.Event) -> None:
         def complain(error: ConsulError, delay: float) -> None:
             self.failing_since.setdefault(dependency, time.monotonic())
-            print(f"warning: Consul unreachable ({error}); keeping the last files, retrying {describe(dependency)} "
-                  f"in {delay:g}s", file=sys.stderr, flush=True)
+            output.log(f"warning: Consul unreachable ({error}); keeping the last files, "
+                       f"retrying {describe(dependency)} in {delay:g}s")
 
         def recovered() -> None:
             self.failing_since.pop(dependency, None)
@@ -263,3 +262,23 @@ class TemplateRunner:
                     continue
             changes.put((dependency, data))
 
+
+
+def check_confined(spec: TemplateSpec) -> None:
+    """Refuse a destination that is, or whose directory really is, outside the allowed places:
+    a role's template must not write through a symlink planted in /etc to somewhere else."""
+    if not spec.confine:
+        return
+    destination = spec.destination
+    if destination.is_symlink():
+        raise UserError(f"refusing to write {destination}: it is a symbolic link",
+                        hint="host templates replace files, never what a link points to")
+    existing = destination.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    real = Path(os.path.realpath(existing))
+    allowed = [Path(os.path.realpath(root)) for root in spec.confine]
+    if not any(real == root or root in real.parents for root in allowed):
+        raise UserError(f"refusing to write {destination}: its directory is really {real}, outside "
+                        f"{', '.join(str(root) for root in spec.confine)}",
+                        hint="a symbolic link leads out of the places host templates may write")

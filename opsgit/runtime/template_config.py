@@ -45,6 +45,8 @@ class TemplateSpec:
     left_delimiter: str = "{{"
     right_delimiter: str = "}}"
     in_place: bool = False
+    confine: tuple[Path, ...] = ()
+    """Directories the destination must really be inside (symlinks resolved); empty: anywhere."""
 
 
 def parse_spec(text: str) -> TemplateSpec:

@@ -1,0 +1,98 @@
+"""Secret values, and their removal from everything opsgit shows or sends.
+
+Attributes marked sensitive in a provider's schema are masked by name where plans are shown.
+This module masks by value, which catches a secret wherever it travelled: the values of
+variables marked sensitive (in `env.yaml`'s `sensitive:` list or a module variable's
+`sensitive: true`), and credentials in opsgit's own environment (`GITHUB_TOKEN`,
+`CONSUL_HTTP_TOKEN`, `AWS_SECRET_ACCESS_KEY`, and any variable whose name says token, secret,
+password, passphrase or private key). Output, warnings, error messages, crash logs, commit
+statuses, pull-request comments and history records pass through `redact()` before they leave.
+
+Values shorter than `MIN_LENGTH` are not masked: replacing every `dev` in the output would make it
+unreadable and hides nothing a short value could protect.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "(sensitive value)"
+MIN_LENGTH = 6
+SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|PRIVATE_KEY|CREDENTIAL|API_KEY)", re.IGNORECASE)
+KNOWN_SECRETS = ("GITHUB_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN", "CONSUL_HTTP_TOKEN", "CONSUL_TOKEN",
+                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "VAULT_TOKEN")
+
+
+def is_secret_name(name: str) -> bool:
+    return name in KNOWN_SECRETS or bool(SECRET_NAME.search(name))
+
+
+class Redactor:
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, value: Any) -> None:
+        """Mask this value (and each string inside it) from now on."""
+        for text in _strings(value):
+            if len(text) >= MIN_LENGTH and text not in self._values:
+                with self._lock:
+                    self._values.add(text)
+                    # Longest first, so that a secret containing another is masked whole.
+                    self._pattern = re.compile("|".join(re.escape(v) for v in sorted(self._values, key=len,
+                                                                                        reverse=True)))
+
+    def add_environment(self, environ: Mapping[str, str]) -> None:
+        for name, value in environ.items():
+            if is_secret_name(name):
+                self.add(value)
+
+    def redact(self, text: str) -> str:
+        pattern = self._pattern
+        return text if pattern is None or not text else pattern.sub(MASK, text)
+
+    def redact_data(self, value: Any) -> Any:
+        """The same structure with every string redacted (for JSON output and records)."""
+        if self._pattern is None:
+            return value
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, Mapping):
+            return {self.redact(str(k)) if isinstance(k, str) else k: self.redact_data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact_data(v) for v in value]
+        return value
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+
+
+SECRETS = Redactor()
+SECRETS.add_environment(os.environ)
+
+
+def register(value: Any) -> None:
+    SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    return SECRETS.redact(text)
+
+
+def redact_data(value: Any) -> Any:
+    return SECRETS.redact_data(value)
