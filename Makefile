@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: demo demo-down test lint typecheck unit test-slow bench packer venv clean
+.PHONY: demo demo-down test lint typecheck unit test-slow test-faults bench packer venv clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,13 @@ test: lint typecheck unit
 
 test-slow: venv packer
 	$(BIN)/pytest -q -m slow
+
+# The fault suite with many trials each; its figures go to docs/reliability.md.
+FAULT_TRIALS ?= 20
+test-faults: venv packer
+	rm -f build/fault-report.jsonl
+	OPSGIT_FAULT_TRIALS=$(FAULT_TRIALS) $(BIN)/pytest -q tests/faults
+	$(BIN)/python scripts/fault_report.py build/fault-report.jsonl
 
 bench: venv
 	$(BIN)/python bench/render.py

@@ -42,7 +42,9 @@ def lock(prefix: str, command: Sequence[str], *, limit: int = 1, timeout: float 
     children: list[Child] = []
     try:
         with SignalForwarder(children, wake) as forwarder:
-            acquiring = threading.Thread(target=lambda: _acquire(holder, timeout, interrupted, wake), daemon=True)
+            failures: list[UserError] = []
+            acquiring = threading.Thread(target=lambda: _acquire(holder, timeout, interrupted, wake, failures),
+                                         daemon=True)
             acquiring.start()
             while acquiring.is_alive() and not forwarder.received:
                 wake.wait(0.5)
@@ -50,6 +52,8 @@ def lock(prefix: str, command: Sequence[str], *, limit: int = 1, timeout: float 
             if forwarder.received:
                 interrupted.set()
             acquiring.join()
+            if failures:
+                raise failures[0]
             if not holder.held:
                 print("error: shutdown triggered or timeout during lock acquisition", file=sys.stderr)
                 return EXIT_NOT_ACQUIRED
@@ -59,9 +63,12 @@ def lock(prefix: str, command: Sequence[str], *, limit: int = 1, timeout: float 
         session.destroy()
 
 
-def _acquire(holder: Lock | Semaphore, timeout: float | None, stop: threading.Event, wake: threading.Event) -> None:
+def _acquire(holder: Lock | Semaphore, timeout: float | None, stop: threading.Event, wake: threading.Event,
+             failures: list[UserError]) -> None:
     try:
         holder.acquire(timeout, stop=stop)
+    except UserError as error:  # raised again in the main thread: one line, not a thread's traceback
+        failures.append(error)
     finally:
         wake.set()
 

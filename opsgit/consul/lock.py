@@ -21,7 +21,7 @@ from typing import Any
 
 from opsgit.consul.client import Consul, KVPair
 from opsgit.consul.watch import watch
-from opsgit.errors import ConsulError, UserError
+from opsgit.errors import ConsulError, ConsulUnavailable, UserError
 
 LOCK_FLAG = 0x2DDCCBC058A50C18
 SEMAPHORE_FLAG = 0xE0F69A2BAA414DE0
@@ -29,6 +29,7 @@ LOCK_KEY = ".lock"
 DEFAULT_TTL = 15.0
 LOCK_WAIT = 15.0
 LOCK_DELAY_RETRY = 1.0
+OUTAGE_RETRY = 1.0
 
 
 class LockError(UserError):
@@ -90,6 +91,14 @@ def _watch_held(held: Callable[[int, float], tuple[int, bool]], lost: threading.
             return
 
 
+def _pause(stop: threading.Event | None, seconds: float) -> bool:
+    """Sleep `seconds`; True when `stop` was set meanwhile."""
+    if stop is not None:
+        return stop.wait(seconds)
+    time.sleep(seconds)
+    return False
+
+
 def _expired(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
@@ -114,8 +123,15 @@ class Lock:
         index = 0
         told = False
         while not (stop and stop.is_set()):
-            index, pair = self.consul.kv.get(self.key, index=index or None,
-                                             wait=_remaining(deadline, LOCK_WAIT) if index else None)
+            try:
+                index, pair = self.consul.kv.get(self.key, index=index or None,
+                                                 wait=_remaining(deadline, LOCK_WAIT) if index else None)
+            except ConsulUnavailable:
+                # Consul is away: keep waiting (the holder cannot release it either), from scratch.
+                index = 0
+                if _expired(deadline) or _pause(stop, _remaining(deadline, OUTAGE_RETRY)):
+                    return False
+                continue
             if pair is not None and pair.flags != LOCK_FLAG:
                 raise LockError(f"existing key {self.key} does not match lock use",
                                 hint="another tool uses this prefix differently, or -n differs")
@@ -126,14 +142,16 @@ class Lock:
                 if _expired(deadline):
                     return False
                 continue
-            if self.consul.kv.put(self.key, self.value, flags=LOCK_FLAG, acquire=self.session.id):
+            try:
+                acquired = self.consul.kv.put(self.key, self.value, flags=LOCK_FLAG, acquire=self.session.id)
+            except ConsulUnavailable:
+                acquired = False
+            if acquired:
                 self.held = True
                 return True
             # Free, yet refused: the lock-delay of a holder whose session was invalidated.
-            if _expired(deadline) or (stop is not None and stop.wait(_remaining(deadline, LOCK_DELAY_RETRY))):
+            if _expired(deadline) or _pause(stop, _remaining(deadline, LOCK_DELAY_RETRY)):
                 return False
-            if stop is None:
-                time.sleep(_remaining(deadline, LOCK_DELAY_RETRY))
             index = 0
         return False
 
@@ -213,18 +231,24 @@ class Semaphore:
         index = 0
         told = False
         while not (stop and stop.is_set()):
-            index, pairs = self.consul.kv.tree(self.prefix, index=index or None,
-                                               wait=_remaining(deadline, LOCK_WAIT) if index else None)
-            state = self._state(pairs)
-            if self.session.id in state.holders:
-                self.held = True
-                return True
-            if len(state.holders) < state.limit:
-                state.holders[self.session.id] = True
-                if self._write(state):
+            try:
+                index, pairs = self.consul.kv.tree(self.prefix, index=index or None,
+                                                   wait=_remaining(deadline, LOCK_WAIT) if index else None)
+                state = self._state(pairs)
+                if self.session.id in state.holders:
                     self.held = True
                     return True
-                index = 0  # lost a CAS race: look again at once
+                if len(state.holders) < state.limit:
+                    state.holders[self.session.id] = True
+                    if self._write(state):
+                        self.held = True
+                        return True
+                    index = 0  # lost a CAS race: look again at once
+                    continue
+            except ConsulUnavailable:
+                index = 0
+                if _expired(deadline) or _pause(stop, _remaining(deadline, OUTAGE_RETRY)):
+                    break
                 continue
             if blocked is not None and not told:
                 blocked(len(state.holders))

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from opsgit.providers.base import Field, ReadEach, ReadMany, Schema
+from opsgit.providers.base import Field, ReadEach, ReadMany, Schema, aws_retries
 
 TOKEN_TAG = "opsgit:token"
 BATCH = 50
@@ -38,7 +38,7 @@ class Clients:
 
                 self._clients[key] = boto3.session.Session().client(
                     service, region_name=key[1],
-                    config=Config(retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5,
+                    config=Config(retries=aws_retries(), connect_timeout=5,
                                   read_timeout=30))
             return self._clients[key]
 

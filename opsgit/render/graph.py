@@ -378,7 +378,11 @@ class GraphRenderer:
                         raise _at(build, resource, f"depends_on names unknown module {module!r}")
                     dependencies.update(build.module_resources[module])
                 else:
-                    dependencies.update(self._targets(build, resource, explicit.lstrip("/") + ".id"))
+                    # As in Terraform, depends_on on a counted block means every one of its instances.
+                    target = explicit.lstrip("/")
+                    block = build.blocks.get(target)
+                    whole = block is not None and block.counted
+                    dependencies.update(self._targets(build, resource, target + ("[*].id" if whole else ".id")))
             dependencies.discard(address)
             finished[address] = Resource(
                 address=address, module=resource.module, type=resource.type, name=resource.name,

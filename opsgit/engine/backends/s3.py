@@ -16,6 +16,7 @@ from typing import Any
 
 from opsgit.engine.state import ResourceState, State, journal_entry, replay
 from opsgit.errors import ConfigError, UserError
+from opsgit.providers.base import aws_retries
 
 
 class StateConflict(UserError):
@@ -41,7 +42,7 @@ class S3Backend:
             from botocore.config import Config
 
             self._client = boto3.session.Session().client(
-                "s3", region_name=self.region, config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
+                "s3", region_name=self.region, config=Config(retries=aws_retries()))
         return self._client
 
     def _missing(self, error: Exception) -> bool:
