@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from opsgit import output
 from opsgit.config import find_root
-from opsgit.errors import UserError
-from opsgit.gitops.history import read
+from opsgit.gitops.history import RUNS, read_all
 from opsgit.repo import load_repo
 
 
 def history(env: str | None = None, *, as_json: bool = False) -> int:
     root = find_root()
     repo = load_repo(root, only={env} if env else None)
-    entries = []
-    for name, environment in sorted(repo.environments.items()):
-        try:
-            entries.extend(read(root, environment.state, name))
-        except UserError as error:
-            if env:
-                raise
-            output.warn(f"{error}; listing the other environments")
-    entries.sort(key=lambda e: str(e["at"]))
+    entries = read_all(root, repo.environments, RUNS, strict=env is not None)
     if as_json:
         output.emit_json([{k: v for k, v in e.items() if k != "log"} for e in entries])
         return 0

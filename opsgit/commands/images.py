@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from opsgit import output
 from opsgit.config import find_root
-from opsgit.errors import UserError
-from opsgit.images.record import read_images
+from opsgit.gitops.history import IMAGES, read_all
 from opsgit.repo import load_repo
 
 
 def images(env: str | None = None, *, as_json: bool = False) -> int:
     root = find_root()
     repo = load_repo(root, only={env} if env else None)
-    entries = []
-    for _, environment in sorted(repo.environments.items()):
-        try:
-            entries.extend(read_images(root, environment))
-        except UserError as error:
-            if env:
-                raise
-            output.warn(f"{error}; listing the other environments")
-    entries.sort(key=lambda e: str(e.get("at")))
+    entries = read_all(root, repo.environments, IMAGES, strict=env is not None)
     if as_json:
         output.emit_json(entries)
         return 0

@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from opsgit import output
 from opsgit.errors import UserError
 from opsgit.gitops.locks import holder_record
 from opsgit.providers.base import describe_error
+from opsgit.repo.values import Environment
 from opsgit.secrets import redact_data
 
 MAX_LOG = 20_000
@@ -97,3 +99,18 @@ def read(root: Path, state_settings: Mapping[str, Any], env: str, stream: str = 
         except ValueError:
             continue  # a torn last line after a crash
     return entries
+
+
+def read_all(root: Path, environments: Mapping[str, Environment], stream: str, *,
+             strict: bool) -> list[dict[str, Any]]:
+    """Every environment's records of `stream`, oldest first. An environment whose store cannot
+    be read is skipped with a warning, unless `strict` (one environment was asked for)."""
+    entries: list[dict[str, Any]] = []
+    for name, environment in sorted(environments.items()):
+        try:
+            entries.extend(read(root, environment.state, name, stream))
+        except UserError as error:
+            if strict:
+                raise
+            output.warn(f"{error}; listing the other environments")
+    return sorted(entries, key=lambda e: str(e.get("at")))

@@ -55,6 +55,3 @@ def record_image(root: Path, environment: Environment, record: ImageRecord, cons
     history.append(root, environment.state, history.IMAGES, environment.name, entry)
     consul.kv.put(kv_key(record.env, record.role), json.dumps(entry, sort_keys=True).encode())
 
-
-def read_images(root: Path, environment: Environment) -> list[dict[str, Any]]:
-    return history.read(root, environment.state, environment.name, history.IMAGES)
