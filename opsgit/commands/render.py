@@ -23,7 +23,8 @@ def render(root: Path | None = None, envs: Sequence[str] = (), roles: Sequence[s
     repo = load_repo(root, settings)
     selection = Selection(envs=list(envs) or None, roles=list(roles) or None)
     artefacts = render_selection(repo, selection)
-    build = publish(settings.build_path, artefacts, complete=not envs and not roles)
+    complete = not envs and not roles
+    build = publish(settings.build_path, artefacts, complete=complete, source=_source(root) if complete else None)
     if as_json:
         output.emit_json({"build_dir": str(build), "artefacts": [a.record() for a in artefacts]})
         return 0
@@ -35,3 +36,14 @@ def render(root: Path | None = None, envs: Sequence[str] = (), roles: Sequence[s
     shown = build.relative_to(root) if build.is_relative_to(root) else build
     output.say(f"Rendered {summary or 'nothing'} into {shown}/ in {time.perf_counter() - started:.2f}s.")
     return 0
+
+
+def _source(root: Path) -> dict[str, str] | None:
+    """The git content this render read, when it is exactly a commit's (no uncommitted change)."""
+    from opsgit import __version__
+    from opsgit.gitops.diff import content_id, worktree_is_clean
+
+    content = content_id(root)
+    if content is None or not worktree_is_clean(root):
+        return None
+    return {"content": content, "opsgit": __version__}

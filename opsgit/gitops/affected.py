@@ -14,14 +14,14 @@ import multiprocessing
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from opsgit.config import load_settings
 from opsgit.errors import UserError
-from opsgit.gitops.diff import Change, changed_files, export_tree, list_files, read_files
-from opsgit.render.pipeline import renderers
+from opsgit.gitops.diff import Change, changed_files, content_id, export_tree, list_files, read_files
+from opsgit.render.pipeline import manifest_source, read_manifest, renderers
 from opsgit.repo import Repo, load_repo
 
 SOURCE = re.compile(r"""source:\s*["']?([A-Za-z0-9_-]+)""")
@@ -43,12 +43,14 @@ class Affected:
     environments: tuple[Impact, ...] = ()
     images: tuple[Impact, ...] = ()
     configs: tuple[Impact, ...] = ()
+    base_from_build: bool = False  # the merge base's hashes came from the build's last complete render
 
     def to_json(self) -> dict[str, object]:
         def rows(impacts: Iterable[Impact]) -> list[dict[str, object]]:
             return [{"name": i.name, "action": i.action, "reasons": list(i.reasons)} for i in impacts]
         return {"base": self.base, "head": self.head, "changed_files": list(self.changed),
                 "environments": rows(self.environments), "images": rows(self.images), "configs": rows(self.configs),
+                "base_from_build": self.base_from_build,
                 "matrix": {"include": [{"env": i.name, "action": i.action} for i in self.environments]}}
 
 
@@ -115,11 +117,13 @@ def _candidates(change: Change, names: tuple[set[str], set[str], dict[str, str],
 
 @dataclass(frozen=True)
 class _Work:
-    """One worker's share: its artefacts, and where the two commits' files are."""
+    """One worker's share: its artefacts, and where the two commits' files are. Without a base
+    directory, the base side's hashes are `known` (a complete render of the merge base)."""
 
-    directories: tuple[Path, Path]
+    directories: tuple[Path | None, Path]
     role_names: tuple[frozenset[str], frozenset[str]]
     jobs: tuple[tuple[str, str], ...]
+    known: Mapping[tuple[str, str], str] | None = None
 
 
 def _render_pairs(work: _Work) -> list[tuple[str, str, str | None, str | None]]:
@@ -131,13 +135,15 @@ def _render_pairs(work: _Work) -> list[tuple[str, str, str | None, str | None]]:
     sides = []
     broken: list[dict[str, str]] = []
     for directory, names in zip(work.directories, work.role_names, strict=True):
+        if directory is None:
+            continue
         repo, failures = _load_side(directory, envs, roles, names)
         sides.append(repo)
         broken.append(failures)
     kinds = [{r.kind: r for r in renderers(repo)} for repo in sides]
     results = []
     for kind, name in work.jobs:
-        hashes: list[str | None] = []
+        hashes: list[str | None] = [] if work.known is None else [work.known.get((kind, name))]
         for repo, by_kind, failures in zip(sides, kinds, broken, strict=True):
             present = name in (repo.environments if kind == "graph" else repo.roles)
             if kind == "graph" and name in failures:
@@ -171,12 +177,13 @@ def _load_side(directory: Path, envs: set[str], roles: set[str], role_names: fro
     return load_repo(directory, only=good, only_roles=roles, role_names=role_names), failures
 
 
-def _compare(directories: tuple[Path, Path], role_names: tuple[frozenset[str], frozenset[str]],
-             jobs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+def _compare(directories: tuple[Path | None, Path], role_names: tuple[frozenset[str], frozenset[str]],
+             jobs: list[tuple[str, str]], known: Mapping[tuple[str, str], str] | None = None
+             ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
     workers = min(os.cpu_count() or 1, 8) if len(jobs) >= 16 else 1
     # Several shares per worker, so that a slow share does not leave the other workers idle.
     count = workers * 4 if workers > 1 else 1
-    shares = [_Work(directories, role_names, tuple(jobs[index::count])) for index in range(count)]
+    shares = [_Work(directories, role_names, tuple(jobs[index::count]), known) for index in range(count)]
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             results = [row for share in pool.map(_render_pairs, shares) for row in share]
@@ -196,6 +203,22 @@ def _scratch_parent(root: Path) -> Path:
     return build
 
 
+def base_render(root: Path, base: str) -> dict[tuple[str, str], str] | None:
+    """The artefact hashes of the build directory's last complete render, when it rendered
+    exactly the merge base's content with this opsgit (CI renders main after each merge): the
+    base side then needs no second render. None otherwise."""
+    from opsgit import __version__
+
+    build = load_settings(root).build_path
+    source = manifest_source(build)
+    if not source or source.get("opsgit") != __version__ or source.get("content") != content_id(root, base):
+        return None
+    try:
+        return {(str(entry["kind"]), str(entry["name"])): str(entry["hash"]) for entry in read_manifest(build)}
+    except UserError:
+        return None
+
+
 def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
     change = changed_files(root, base, head)
     if not change.paths:
@@ -212,14 +235,18 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
     needed = [*SHARED, *(f"environments/{e}" for e in sorted(env_reasons)),
               *(f"roles/{r}" for r in sorted(role_reasons))]
 
+    known = base_render(root, change.base)
     with tempfile.TemporaryDirectory(prefix="opsgit-affected-", dir=_scratch_parent(root)) as scratch:
-        directories = (Path(scratch) / "base", Path(scratch) / "head")
-        for directory, commit in zip(directories, (change.base, change.head), strict=True):
+        base_directory, head_directory = Path(scratch) / "base", Path(scratch) / "head"
+        for directory, commit in ((base_directory, change.base), (head_directory, change.head)):
+            if directory == base_directory and known is not None:
+                continue  # a complete render of the merge base already gave its hashes
             directory.mkdir()
             export_tree(root, commit, directory, needed)
         jobs = [("graph", env) for env in sorted(env_reasons)]
         jobs += [(kind, role) for role in sorted(role_reasons) for kind in ("image", "config")]
-        compared = _compare(directories, (frozenset(base_names[1]), frozenset(head_names[1])), jobs)
+        compared = _compare((None if known is not None else base_directory, head_directory),
+                            (frozenset(base_names[1]), frozenset(head_names[1])), jobs, known)
     before = {key: pair[0] for key, pair in compared.items() if pair[0] is not None}
     after = {key: pair[1] for key, pair in compared.items() if pair[1] is not None}
     environments = []
@@ -236,4 +263,4 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
             if old != new:
                 bucket.append(Impact(role, "delete" if new is None else "build", tuple(sorted(role_reasons[role]))))
     return Affected(change.base, change.head, tuple(sorted(change.paths)), tuple(environments), tuple(images),
-                    tuple(configs))
+                    tuple(configs), known is not None)

@@ -122,3 +122,26 @@ def export_tree(root: Path, commit: str, target: Path, paths: Iterable[str]) -> 
         members = [m for m in tar.getmembers() if m.isfile()]
         tar.extractall(target, members=members, filter="data")
     return len(members)
+
+
+MONOREPO_PATHS = ("environments", "modules", "roles", "templates", "pyproject.toml")
+
+
+def content_id(root: Path, commit: str = "HEAD") -> str | None:
+    """One id for everything a render reads at `commit` (the ids of the monorepo's top-level trees
+    and pyproject.toml): equal ids, equal renders. None outside a git repository."""
+    import hashlib
+
+    try:
+        listing = _git(root, "ls-tree", commit, "--", *MONOREPO_PATHS)
+    except (UserError, OSError):
+        return None
+    return hashlib.sha256(listing).hexdigest()
+
+
+def worktree_is_clean(root: Path) -> bool:
+    """No uncommitted change, tracked or not, to what a render reads."""
+    try:
+        return not _git(root, "status", "--porcelain", "--", *MONOREPO_PATHS).strip()
+    except (UserError, OSError):
+        return False

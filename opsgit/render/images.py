@@ -174,7 +174,7 @@ class ImageRenderer:
     def render(self, name: str) -> Artefact:
         role = self.repo.roles[name]
         template = self._compiled()
-        context = {"role": role_context(role, self.repo), "roles": sorted(self.repo.roles),
+        context = {"role": role_context(role, self.repo), "roles": list(self.repo.role_names),
                    "org": self.repo.settings.org}
         text = render(template, TEMPLATE, context, self._source)
         try:

@@ -7,7 +7,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,12 +101,14 @@ def _check_names(names: Sequence[str] | None, known: Iterable[str], what: str, w
             raise UserError(f"unknown {what} {name!r}", hint=suggest(name, list(known)) or f"see {where}")
 
 
-def publish(build: Path, artefacts: Sequence[Artefact], *, complete: bool) -> Path:
+def publish(build: Path, artefacts: Sequence[Artefact], *, complete: bool,
+            source: Mapping[str, str] | None = None) -> Path:
     """Write every artefact into `build`, each directory replaced whole and only after all of
     them were written to a staging directory beside it; then update the manifest.
 
     `complete` says that the artefacts are everything the repository renders, so manifest entries
-    of artefacts that no longer exist are dropped."""
+    of artefacts that no longer exist are dropped; `source` then names what was rendered (the git
+    content id), so that affected detection can take this render as the merge base's."""
     try:
         build.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=build))
@@ -121,7 +123,7 @@ def publish(build: Path, artefacts: Sequence[Artefact], *, complete: bool) -> Pa
                 target.write_bytes(content)
         for artefact in artefacts:
             _swap_in(staging / artefact.directory, build / artefact.directory)
-        _write_manifest(build, artefacts, complete)
+        _write_manifest(build, artefacts, complete, source)
     except OSError as error:
         raise UserError(f"cannot write the build directory: {error.strerror}", file=str(build),
                         hint="check its permissions and free space") from None
@@ -141,7 +143,8 @@ def _swap_in(staged: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_manifest(build: Path, artefacts: Sequence[Artefact], complete: bool) -> None:
+def _write_manifest(build: Path, artefacts: Sequence[Artefact], complete: bool,
+                    source: Mapping[str, str] | None = None) -> None:
     path = build / MANIFEST
     entries: dict[str, dict[str, object]] = {}
     if path.exists() and not complete:
@@ -151,10 +154,21 @@ def _write_manifest(build: Path, artefacts: Sequence[Artefact], complete: bool) 
             entries = {}
     for artefact in artefacts:
         entries[f"{artefact.kind}:{artefact.name}"] = artefact.record()
-    document = {"format": 1, "artefacts": [entries[key] for key in sorted(entries)]}
+    document: dict[str, object] = {"format": 1, "artefacts": [entries[key] for key in sorted(entries)]}
+    if complete and source:
+        document["source"] = dict(source)
     temporary = path.with_name(f".{MANIFEST}.{os.getpid()}")
     temporary.write_bytes(stable_json(document))
     os.replace(temporary, path)
+
+
+def manifest_source(build: Path) -> dict[str, str]:
+    """What a complete render recorded about its source, or {}."""
+    try:
+        source = json.loads((build / MANIFEST).read_text()).get("source")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in source.items()} if isinstance(source, dict) else {}
 
 
 def read_manifest(build: Path) -> list[dict[str, object]]:

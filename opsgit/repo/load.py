@@ -55,7 +55,7 @@ def load_repo(root: Path, settings: Settings | None = None, *, only: Collection[
         sorted(p.relative_to(root).as_posix() for p in (root / "templates").rglob("*") if p.is_file())
     ) if (root / "templates").is_dir() else ()
     return Repo(settings=settings, environments=environments, modules=modules, roles=roles,
-                shared_templates=shared)
+                shared_templates=shared, role_names=tuple(sorted(known_roles)))
 
 
 def _subdirs(parent: Path) -> list[Path]:

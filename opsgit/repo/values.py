@@ -135,6 +135,8 @@ class Repo:
     modules: Mapping[str, Module]
     roles: Mapping[str, Role]
     shared_templates: tuple[str, ...]
+    role_names: tuple[str, ...] = ()
+    """Every role of the repository, also when only some were loaded."""
 
     @property
     def root(self) -> Path:

@@ -98,3 +98,29 @@ def test_bad_refs_and_shallow_clones(repo: Path, tmp_path: Path) -> None:
     orphan = affected(repo)
     assert orphan.returncode == 1 and "have no common ancestor" in orphan.stderr
     assert "git fetch --unshallow" in orphan.stderr and "Traceback" not in orphan.stderr
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: replace(r / "modules/redis/module.yaml", "default: t3.small", "default: t3.medium"),
+    lambda r: replace(r / "modules/redis/module.yaml", "variables:", "# a comment\nvariables:"),
+    lambda r: replace(r / "roles/web/templates/haproxy.cfg.j2", "maxconn 4096", "maxconn 8192"),
+    lambda r: (r / "environments/dev/images.yaml").unlink(),
+], ids=["module", "comment", "role-template", "images-file-deleted"])
+def test_a_complete_render_of_the_merge_base_gives_the_same_answer(repo: Path, change: Callable[[Path], None]
+                                                                   ) -> None:
+    commit(repo, change)
+    uncached = json.loads(affected(repo).stdout)
+    assert uncached["base_from_build"] is False
+    git(repo, "checkout", "-q", "main")
+    assert subprocess.run([sys.executable, "-m", "opsgit", "render"], cwd=repo, capture_output=True,
+                          check=False).returncode == 0
+    git(repo, "checkout", "-q", "change")
+    cached = json.loads(affected(repo).stdout)
+    assert cached["base_from_build"] is True
+    assert {k: cached[k] for k in ("environments", "images", "configs")} == \
+        {k: uncached[k] for k in ("environments", "images", "configs")}
+    (repo / "environments/prod/env.yaml").write_text((repo / "environments/prod/env.yaml").read_text() + "\n")
+    git(repo, "checkout", "-q", "main")
+    subprocess.run([sys.executable, "-m", "opsgit", "render"], cwd=repo, capture_output=True, check=False)
+    git(repo, "checkout", "-q", "change")
+    assert json.loads(affected(repo).stdout)["base_from_build"] is False  # rendered with an uncommitted edit
