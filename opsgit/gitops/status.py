@@ -145,26 +145,31 @@ class StatusPoster:
         return True
 
     def comment(self, body: str) -> bool:
-        """Keep one pull-request comment with the plans, edited in place on later runs."""
+        """Keep one pull-request (merge-request) comment with the plans, edited in place on later
+        runs: GitHub issue comments, GitLab merge-request notes."""
         target = self.target
-        if target.kind != "github" or target.pull_request is None:
+        if target.pull_request is None:
             return False
         text = f"{COMMENT_MARKER}\n{redact(body)}"
-        base = f"{target.api_url}/repos/{target.repository}"
+        if target.kind == "github":
+            listing = f"{target.api_url}/repos/{target.repository}/issues/{target.pull_request}/comments"
+            edit, edit_method = f"{target.api_url}/repos/{target.repository}/issues/comments/{{id}}", "PATCH"
+        else:
+            listing = f"{target.api_url}/projects/{target.repository}/merge_requests/{target.pull_request}/notes"
+            edit, edit_method = listing + "/{id}", "PUT"
         try:
             existing = None
             page = 1
             while existing is None:
-                comments = self._send("GET", f"{base}/issues/{target.pull_request}/comments",
-                                      params={"per_page": 100, "page": page}) or []
+                comments = self._send("GET", listing, params={"per_page": 100, "page": page}) or []
                 existing = next((c for c in comments if COMMENT_MARKER in (c.get("body") or "")), None)
                 if len(comments) < 100:
                     break
                 page += 1
             if existing is not None:
-                self._send("PATCH", f"{base}/issues/comments/{existing['id']}", json={"body": text})
+                self._send(edit_method, edit.format(id=existing["id"]), json={"body": text})
             else:
-                self._send("POST", f"{base}/issues/{target.pull_request}/comments", json={"body": text})
+                self._send("POST", listing, json={"body": text})
         except UserError as error:
             output.warn(f"pull-request comment not posted: {error}")
             return False

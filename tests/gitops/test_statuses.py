@@ -167,3 +167,100 @@ def test_a_status_the_server_refuses_is_a_warning_not_a_different_result(repo: P
     assert "wrong-token" not in result.stdout + result.stderr
     assert "Plan: 2 to add, 0 to change, 0 to destroy." in result.stdout
     assert result.returncode == 1  # only because c failed
+
+
+GITLAB_TOKEN = "glpat-s3cr3t-value-123"
+GITLAB_STATES = ("pending", "running", "success", "failed", "canceled")
+
+
+class GitLab(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), GitLabHandler)
+        self.statuses: list[dict[str, str]] = []
+        self.notes: dict[int, str] = {}
+
+
+class GitLabHandler(BaseHTTPRequestHandler):
+    """GitLab's contract: POST /projects/:id/statuses/:sha with query parameters; merge-request
+    notes under /projects/:id/merge_requests/:iid/notes; PRIVATE-TOKEN authenticates."""
+
+    server: GitLab
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authorised(self) -> bool:
+        if self.headers.get("PRIVATE-TOKEN") != GITLAB_TOKEN:
+            self._reply(401, {"message": "401 Unauthorized"})
+            return False
+        return True
+
+    def _body(self) -> dict[str, object]:
+        return dict(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"))
+
+    def do_POST(self) -> None:
+        if not self._authorised():
+            return
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(self.path)
+        if parts.path.startswith("/api/v4/projects/42/statuses/"):
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            if query.get("state") not in GITLAB_STATES:
+                return self._reply(400, {"message": "state is invalid"})
+            self.server.statuses.append({"sha": parts.path.rsplit("/", 1)[1], **query})
+            return self._reply(201, {"id": len(self.server.statuses)})
+        if parts.path == "/api/v4/projects/42/merge_requests/5/notes":
+            number = len(self.server.notes) + 1
+            self.server.notes[number] = str(self._body()["body"])
+            return self._reply(201, {"id": number})
+        self._reply(404, {"message": "404 Not Found"})
+
+    def do_GET(self) -> None:
+        if not self._authorised():
+            return
+        if self.path.startswith("/api/v4/projects/42/merge_requests/5/notes"):
+            return self._reply(200, [{"id": k, "body": v} for k, v in self.server.notes.items()])
+        self._reply(404, {"message": "404 Not Found"})
+
+    def do_PUT(self) -> None:
+        if not self._authorised():
+            return
+        number = int(self.path.rsplit("/", 1)[1])
+        self.server.notes[number] = str(self._body()["body"])
+        self._reply(200, {"id": number})
+
+
+def test_gitlab_statuses_and_one_merge_request_note(repo: Path) -> None:
+    server = GitLab()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+        env.update({"CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4", "CI_PROJECT_ID": "42",
+                    "CI_MERGE_REQUEST_IID": "5", "CI_JOB_URL": "https://gitlab.test/org/ops/-/jobs/7",
+                    "CI_PROJECT_PATH": "org/ops", "GITLAB_TOKEN": GITLAB_TOKEN})
+        for _ in range(2):
+            result = subprocess.run([sys.executable, "-m", "opsgit", "plan", "--affected", "--base", "main",
+                                     "--status"], cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+                                    check=False)
+            assert result.returncode == 1  # c's plan fails
+    finally:
+        server.shutdown()
+        server.server_close()
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    by_name: dict[str, list[str]] = {}
+    for status in server.statuses:
+        assert status["sha"] == sha and status["target_url"] == "https://gitlab.test/org/ops/-/jobs/7"
+        by_name.setdefault(status["name"], []).append(status["state"])
+    assert by_name["opsgit/plan: a"] == ["running", "success"] * 2
+    assert by_name["opsgit/plan: c"] == ["running", "failed"] * 2
+    assert len(server.notes) == 1 and "opsgit plans for" in server.notes[1]  # edited in place, not added
+    assert GITLAB_TOKEN not in result.stdout + result.stderr

@@ -108,3 +108,22 @@ def test_bad_input_is_one_line_and_records_nothing(ops: Path, agent: AgentProces
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (ops / ".opsgit/images").exists()
     assert requests.get(f"{agent.url}/v1/kv/opsgit/images/dev/binstore", timeout=10).status_code == 404
+
+
+def test_the_invoke_tasks_build_and_verify(ops: Path, agent: AgentProcess) -> None:
+    from tests.conftest import venv_bin
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSGIT_")}
+    env.update({"HC_ROLE": "binstore", "CONSUL_HTTP_ADDR": agent.address,
+                "PATH": f"{Path(venv_bin('invoke')).parent}:{os.environ['PATH']}"})
+    built = subprocess.run([venv_bin("invoke"), "image", "--env", "dev"], cwd=ops, env=env, capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "Built binstore/dev: local-binstore-" in built.stdout
+    verified = subprocess.run([venv_bin("invoke"), "verify", "--hosts", "local://"], cwd=ops, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+    assert verified.returncode == 0 and "4 passed" in verified.stdout, verified.stdout + verified.stderr
+    env.pop("HC_ROLE")
+    unset = subprocess.run([venv_bin("invoke"), "image"], cwd=ops, env=env, capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert unset.returncode == 1 and "no role given" in unset.stderr
