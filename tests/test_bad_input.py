@@ -29,5 +29,6 @@ def test_broken_repository_is_refused_clearly(case: str, command: str, tmp_path:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert expected in lines[0]
+    assert lines[0].rstrip().endswith(")"), "every error names the fix, in parentheses at the end"
     assert "Traceback" not in result.stderr + result.stdout
     assert not (repo / "build").exists(), "a failed render must not write anything"

@@ -13,7 +13,7 @@ import jinja2
 from opsgit.errors import RenderError
 from opsgit.render.artefacts import Artefact, stable_json
 from opsgit.render.images import role_context
-from opsgit.render.jinja import HOST_FUNCTIONS, compile_template, undeclared_names, unsafe_attributes
+from opsgit.render.jinja import HOST_FUNCTIONS, SANDBOX_HINT, compile_template, undeclared_names, unsafe_attributes
 from opsgit.repo.schema import suggest
 from opsgit.repo.values import Repo, Role, line_containing
 
@@ -57,7 +57,7 @@ class ConfigRenderer:
         compile_template(self.jinja, source, file)
         for name, at in unsafe_attributes(self.jinja, source):
             raise RenderError(f"unsafe template operation refused: access to {name!r}", file=file, line=at,
-                              hint="host templates run in Jinja's sandbox; use the Consul functions and filters")
+                              hint=SANDBOX_HINT)
         for name in sorted(undeclared_names(self.jinja, source, file)):
             if name not in HOST_FUNCTIONS:
                 line = line_containing(source, name)

@@ -22,7 +22,15 @@ from opsgit.engine import refs
 from opsgit.engine.graph import Graph, Resource, topological_order
 from opsgit.errors import ConfigError, RenderError
 from opsgit.render.artefacts import Artefact, stable_json
-from opsgit.render.jinja import compile_template, describe_undefined, render, transitive_reads
+from opsgit.render.jinja import (
+    SANDBOX_HINT,
+    VALUE_HINT,
+    compile_template,
+    describe_undefined,
+    render,
+    syntax_error,
+    transitive_reads,
+)
 from opsgit.repo import yamlio
 from opsgit.repo.schema import check_keys, expect, expect_mapping, suggest
 from opsgit.repo.values import Environment, Module, ModuleInstance, Origin, Repo, Variable
@@ -131,8 +139,8 @@ class GraphRenderer:
             try:
                 compiled = self.jinja.compile_expression(expression, undefined_to_none=False)
             except jinja2.TemplateSyntaxError as error:
-                raise RenderError(f"template syntax error: {error.message}", file=origin.file,
-                                  line=origin.line) from None
+                located = syntax_error(error, self.jinja, origin.file)
+                raise RenderError(located.message, file=origin.file, line=origin.line, hint=located.hint) from None
             self._values[key] = compiled
         try:
             result = compiled(**context)
@@ -141,9 +149,10 @@ class GraphRenderer:
             raise RenderError(message, file=origin.file, line=origin.line, hint=hint) from None
         except jinja2.exceptions.SecurityError as error:
             raise RenderError(f"unsafe template operation refused: {error}", file=origin.file,
-                              line=origin.line) from None
+                              line=origin.line, hint=SANDBOX_HINT) from None
         except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
-            raise RenderError(f"template error: {error}", file=origin.file, line=origin.line) from None
+            raise RenderError(f"template error: {error}", file=origin.file, line=origin.line, hint=VALUE_HINT) \
+                from None
         if isinstance(result, jinja2.Undefined):
             message, hint = describe_undefined(result._undefined_message, expression, context)
             raise RenderError(message, file=origin.file, line=origin.line, hint=hint)
@@ -523,7 +532,7 @@ def _check_type(variable: Variable, value: Any, origin: Origin, module: Module) 
     if not isinstance(value, kinds):
         shown = f"{value!r}" if len(repr(value)) < 40 else type(value).__name__
         raise origin.error(f"input {variable.name!r} of module {module.name!r} must be a {variable.type}, "
-                           f"not {shown}")
+                           f"not {shown}", f"pass a {variable.type}, or change the variable's type in {module.file}")
     return value
 
 
@@ -557,7 +566,7 @@ def _expansions(spec: dict[str, Any], key: str, file: str, line: int | None) -> 
             count = int(count)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0 or count > MAX_COUNT:
             raise RenderError(f"count of {key} must be a whole number from 0 to {MAX_COUNT}, not {count!r}",
-                              file=file, line=line)
+                              file=file, line=line, hint="such as count: 2, or count: {{ var.nodes }}")
         return [(index, None) for index in range(count)]
     if "for_each" in spec:
         items = spec["for_each"]

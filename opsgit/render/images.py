@@ -119,7 +119,7 @@ def check_packer_expressions(value: Any, source: str, in_variables: bool = False
 def _check_string(text: str, source: str, in_variables: bool) -> None:
     stripped = EXPRESSION.sub("", text)
     if "{{" in stripped or "}}" in stripped:
-        raise _mangled(text, source, "unbalanced '{{' or '}}'")
+        raise _mangled(text, source, "unbalanced '{{' or '}}'; close every {{ with }}")
     for match in EXPRESSION.finditer(text):
         inner = match.group(1)
         parsed = PACKER_GRAMMAR.match(inner)
@@ -127,16 +127,18 @@ def _check_string(text: str, source: str, in_variables: bool) -> None:
         if parsed is None or (function is not None and function not in PACKER_FUNCTIONS):
             raise _mangled(match.group(0), source, "not a Packer template function")
         if function in NEEDS_NAME and not re.match(r"^\s+`[^`]+`$", parsed.group("args") or ""):
-            raise _mangled(match.group(0), source, f"{function} takes one backtick-quoted name, "
-                           f"such as {{{{ {function} `NAME` }}}}")
+            raise _mangled(match.group(0), source, f"{function} takes one backtick-quoted name; "
+                           f"write {{{{ {function} `NAME` }}}}")
         if function == "env" and not in_variables:
             raise _mangled(match.group(0), source, "Packer allows {{ env }} only in \"variables\"; "
                            "declare a variable with it and use {{ user `name` }}")
 
 
 def _mangled(expression: str, source: str, reason: str) -> RenderError:
-    return RenderError(f"Packer expression {expression.strip()!r} is malformed: {reason}", file=TEMPLATE,
-                       line=line_containing(source, expression.strip()[:40]))
+    problem, _, fix = reason.partition("; ")
+    return RenderError(f"Packer expression {expression.strip()!r} is malformed: {problem}", file=TEMPLATE,
+                       line=line_containing(source, expression.strip()[:40]),
+                       hint=fix or "see Packer's template functions: {{ user `name` }}, {{timestamp}}, ...")
 
 
 def role_context(role: Role, repo: Repo) -> dict[str, Any]:

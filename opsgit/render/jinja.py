@@ -108,6 +108,25 @@ def _not_on_this_side(name: str) -> Callable[..., Any]:
 _CODE: dict[tuple[str, str, bool, str, str], Any] = {}
 
 
+VALUE_HINT = "check the values and filters this line works on"
+SANDBOX_HINT = "templates run in Jinja's sandbox: use variables, filters and the documented functions"
+
+
+def syntax_error(error: jinja2.TemplateSyntaxError, environment: jinja2.Environment, file: str) -> RenderError:
+    """A Jinja syntax error as a user error with a fix: a did-you-mean for an unknown filter or
+    test, otherwise where to look."""
+    from opsgit.repo.schema import suggest
+
+    message = error.message or "invalid template"
+    hint = "check the brackets, quotes and {% %} blocks of this line"
+    unknown = re.match(r"No (filter|test) named '([^']+)'", message)
+    if unknown:
+        known = environment.filters if unknown.group(1) == "filter" else environment.tests
+        hint = suggest(unknown.group(2), known) or f"known {unknown.group(1)}s: {', '.join(sorted(known)[:12])}, ..."
+    return RenderError(f"template syntax error: {message}", file=error.filename or file, line=error.lineno,
+                       hint=hint)
+
+
 def compile_template(environment: jinja2.Environment, source: str, file: str) -> jinja2.Template:
     """Compile `source` so that errors name `file` and its line numbers. The compiled code is
     kept by source text: rendering two commits compiles each unchanged template once."""
@@ -118,7 +137,7 @@ def compile_template(environment: jinja2.Environment, source: str, file: str) ->
         try:
             code = environment.compile(source, name=file, filename=file)
         except jinja2.TemplateSyntaxError as error:
-            raise RenderError(f"template syntax error: {error.message}", file=file, line=error.lineno) from None
+            raise syntax_error(error, environment, file) from None
         if len(_CODE) > 4096:
             _CODE.clear()
         _CODE[key] = code
@@ -132,11 +151,12 @@ def render(template: jinja2.Template, file: str, context: dict[str, Any], source
     except RenderError:
         raise
     except jinja2.TemplateSyntaxError as error:  # from an included template
-        raise RenderError(f"template syntax error: {error.message}",
-                          file=error.filename or file, line=error.lineno) from None
+        raise syntax_error(error, template.environment, file) from None
     except jinja2.TemplateNotFound as error:
         raise RenderError(f"template {error.name!r} not found in templates/", file=file,
-                          line=_template_line(error, file)) from None
+                          line=_template_line(error, file),
+                          hint="include and import files of templates/ by their path there, such as macros.j2") \
+            from None
     except jinja2.UndefinedError as error:
         line = _template_line(error, file)
         lines = source.splitlines()
@@ -145,14 +165,16 @@ def render(template: jinja2.Template, file: str, context: dict[str, Any], source
         raise RenderError(message, file=file, line=line, hint=hint) from None
     except jinja2.exceptions.SecurityError as error:
         raise RenderError(f"unsafe template operation refused: {error}", file=file,
-                          line=_template_line(error, file)) from None
+                          line=_template_line(error, file), hint=SANDBOX_HINT) from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
         raise RenderError(f"template error: {type(error).__name__}: {error}", file=file,
-                          line=_template_line(error, file)) from None
+                          line=_template_line(error, file), hint=VALUE_HINT) from None
     except RecursionError:
-        raise RenderError("template recursion too deep", file=file) from None
+        raise RenderError("template recursion too deep", file=file,
+                          hint="a macro or include calls itself without end") from None
     if len(text) > MAX_OUTPUT_CHARS:
-        raise RenderError(f"rendered output is larger than {MAX_OUTPUT_CHARS} characters", file=file)
+        raise RenderError(f"rendered output is larger than {MAX_OUTPUT_CHARS} characters", file=file,
+                          hint="a loop probably repeats far more than meant")
     return text
 
 
@@ -201,7 +223,7 @@ def undeclared_names(environment: jinja2.Environment, source: str, file: str) ->
     try:
         ast = environment.parse(source)
     except jinja2.TemplateSyntaxError as error:
-        raise RenderError(f"template syntax error: {error.message}", file=file, line=error.lineno) from None
+        raise syntax_error(error, environment, file) from None
     return set(meta.find_undeclared_variables(ast))
 
 

@@ -154,7 +154,8 @@ def _load_role(root: Path, directory: Path) -> Role:
         destination = expect(spec["destination"], str, where.child("destination"), "destination")
         if not destination.startswith("/") or ".." in destination.split("/") or "//" in destination:
             raise where.child("destination").error(
-                f"destination {destination!r} must be an absolute path without '..'")
+                f"destination {destination!r} must be an absolute path without '..'",
+                "write the whole path, such as /etc/app/app.conf")
         if not destination.startswith(HOST_WRITE_ROOTS):
             raise where.child("destination").error(
                 f"destination {destination!r} is outside the places host templates may write",

@@ -11,6 +11,9 @@ from opsgit.repo.values import Origin
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
+TYPE_EXAMPLES: dict[type, str] = {str: 'a quoted string, such as "web"', int: "a number, such as 2",
+                                   bool: "true or false", list: "a list, such as [a, b]",
+                                   dict: "a mapping, such as {key: value}"}
 TYPE_NAMES: dict[type, str] = {str: "a string", int: "a number", bool: "true or false",
                                list: "a list", dict: "a mapping", float: "a number"}
 
@@ -38,7 +41,8 @@ def expect(value: Any, kind: type | tuple[type, ...], origin: Origin, what: str)
     wrong_bool = isinstance(value, bool) and bool not in kinds
     if not isinstance(value, kinds) or wrong_bool:
         wanted = " or ".join(dict.fromkeys(TYPE_NAMES.get(k, k.__name__) for k in kinds))
-        raise origin.error(f"{what} must be {wanted}, not {_describe(value)}")
+        raise origin.error(f"{what} must be {wanted}, not {_describe(value)}",
+                           f"write {TYPE_EXAMPLES.get(kinds[0], wanted)}" if kinds[0] in TYPE_EXAMPLES else None)
     return value
 
 

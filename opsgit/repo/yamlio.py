@@ -86,7 +86,8 @@ def parse(text: str, file: str, *, first_line: int = 1) -> Any:
         problem = error.problem or error.context or "invalid YAML"
         lines = text.splitlines()
         offending = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
-        hint = "indent with spaces, not tabs" if "\t" in offending else _yaml_hint(problem)
+        hint = "indent with spaces, not tabs" if "\t" in offending else (
+            _yaml_hint(problem) or "check the indentation, quotes and brackets of this line and the one before")
         raise ConfigError(f"invalid YAML: {problem}", file=file, line=line, hint=hint) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"invalid YAML: {error}", file=file) from None
