@@ -71,37 +71,33 @@ def latencies_of(http: requests.Session, agent: AgentProcess, key: str, out: Pat
     return latencies
 
 
-def template_latency(agent: AgentProcess, scratch: Path, writes: int) -> list[float]:
-    source, out = scratch / "app.conf.j2", scratch / "app.conf"
-    source.write_text('upstream = {{ key("bench/upstream") }}\n')
+def latency_of_process(agent: AgentProcess, argv: list[str], env: dict[str, str], key: str, out: Path,
+                       count: int) -> list[float]:
+    """Start `argv`, wait for its first output, then time `count` writes of `key` until `out` shows each."""
     http = requests.Session()
-    http.put(f"{agent.url}/v1/kv/bench/upstream", data=b"v-start")
-    process = subprocess.Popen([*OPSGIT, "template", "--template", f"{source}:{out}"], env=agent.env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    http.put(f"{agent.url}/v1/kv/{key}", data=b"v-start")
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: contains(out, "v-start"))
         time.sleep(0.5)
-        return latencies_of(http, agent, "bench/upstream", out, writes)
+        return latencies_of(http, agent, key, out, count)
     finally:
         process.terminate()
         process.wait()
+
+
+def template_latency(agent: AgentProcess, scratch: Path, writes: int) -> list[float]:
+    source, out = scratch / "app.conf.j2", scratch / "app.conf"
+    source.write_text('upstream = {{ key("bench/upstream") }}\n')
+    return latency_of_process(agent, [*OPSGIT, "template", "--template", f"{source}:{out}"], agent.env(),
+                              "bench/upstream", out, writes)
 
 
 def exec_restart_latency(agent: AgentProcess, scratch: Path, restarts: int) -> list[float]:
     out = scratch / "child.env"
-    http = requests.Session()
-    http.put(f"{agent.url}/v1/kv/bench/exec/upstream", data=b"v-start")
     child = 'echo "$upstream" > "$OUT"; exec sleep 1000'
-    process = subprocess.Popen([*OPSGIT, "exec", "--prefix", "bench/exec", "--", "sh", "-c", child],
-                               env={**agent.env(), "OUT": str(out)}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: contains(out, "v-start"))
-        time.sleep(0.5)
-        return latencies_of(http, agent, "bench/exec/upstream", out, restarts)
-    finally:
-        process.terminate()
-        process.wait()
+    return latency_of_process(agent, [*OPSGIT, "exec", "--prefix", "bench/exec", "--", "sh", "-c", child],
+                              {**agent.env(), "OUT": str(out)}, "bench/exec/upstream", out, restarts)
 
 
 def shared_keys(agent: AgentProcess, scratch: Path, changes: int) -> tuple[list[int], float]:

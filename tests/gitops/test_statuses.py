@@ -36,8 +36,8 @@ class GitHub(ThreadingHTTPServer):
         self.fail_next = 1  # the first call gets a 502, which must be retried
 
 
-class Handler(BaseHTTPRequestHandler):
-    server: GitHub
+class JsonHandler(BaseHTTPRequestHandler):
+    """JSON in and out, quietly: what both forges' fakes share."""
 
     def log_message(self, *args: object) -> None:
         pass
@@ -52,6 +52,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> dict[str, object]:
         return dict(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"))
+
+
+class Handler(JsonHandler):
+    server: GitHub
 
     def _authorised(self) -> bool:
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -180,31 +184,17 @@ class GitLab(ThreadingHTTPServer):
         self.notes: dict[int, str] = {}
 
 
-class GitLabHandler(BaseHTTPRequestHandler):
+class GitLabHandler(JsonHandler):
     """GitLab's contract: POST /projects/:id/statuses/:sha with query parameters; merge-request
     notes under /projects/:id/merge_requests/:iid/notes; PRIVATE-TOKEN authenticates."""
 
     server: GitLab
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _reply(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _authorised(self) -> bool:
         if self.headers.get("PRIVATE-TOKEN") != GITLAB_TOKEN:
             self._reply(401, {"message": "401 Unauthorized"})
             return False
         return True
-
-    def _body(self) -> dict[str, object]:
-        return dict(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"))
 
     def do_POST(self) -> None:
         if not self._authorised():
