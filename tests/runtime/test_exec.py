@@ -164,3 +164,20 @@ def test_bad_input_is_one_line_and_exit_1(agent: AgentProcess) -> None:
         result = opsgit_exec(agent, *args)
         assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_wait_gathers_quick_changes_into_one_restart(agent: AgentProcess, tmp_path: Path) -> None:
+    seed(agent)
+    log = tmp_path / "child.log"
+    process = start_exec(agent, log, "--prefix", "service/binstore", "--wait", "700ms:3s", "--splay", "100ms")
+    try:
+        wait_for(lambda: lines(log) == ["start 10.0.0.5:5432"])
+        for last in range(6, 10):  # four changes within the quiet period
+            agent.put("service/binstore/postgres_addr", f"10.0.0.{last}:5432")
+            time.sleep(0.1)
+        wait_for(lambda: "start 10.0.0.9:5432" in lines(log))
+        time.sleep(1.0)
+        assert lines(log) == ["start 10.0.0.5:5432", "TERM", "start 10.0.0.9:5432"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
