@@ -29,6 +29,7 @@ from opsgit.runtime.child import FORWARDED, Child
 from opsgit.runtime.consul_data import Dependency, describe, fetch
 from opsgit.runtime.environment import (
     EnvironmentOptions,
+    Rejected,
     compute_environment,
     normalise_prefix,
     prefix_variables,
@@ -58,6 +59,13 @@ class ExecOptions:
 def child_environment(parent: Mapping[str, str], options: ExecOptions,
                       data: Mapping[Dependency, Any]) -> dict[str, str] | None:
     """The environment for this data, or None while a prefix or service has nothing yet."""
+    computed = compute_child_environment(parent, options, data)
+    return None if computed is None else computed[0]
+
+
+def compute_child_environment(parent: Mapping[str, str], options: ExecOptions, data: Mapping[Dependency, Any]
+                              ) -> tuple[dict[str, str], list[Rejected]] | None:
+    """The environment and the variables that could not be in it, or None while waiting."""
     sources: list[dict[str, str]] = []
     naming = options.environment.naming
     for dependency in options.dependencies():
@@ -71,10 +79,7 @@ def child_environment(parent: Mapping[str, str], options: ExecOptions,
         else:
             variables = service_variables(dependency[1], found, naming)
         sources.append(variables)
-    environment, rejected = compute_environment(parent, sources, options.environment)
-    for bad in rejected:
-        output.log(f"warning: skipping variable {bad.name!r}: {bad.reason}")
-    return environment
+    return compute_environment(parent, sources, options.environment)
 
 
 def changed_names(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
@@ -96,6 +101,7 @@ class ExecRunner:
         self.reloads = 0
         self._stop_watching = threading.Event()
         self._announced_waiting: set[Dependency] = set()
+        self._warned: set[Rejected] = set()
 
     def run(self) -> int:
         """Supervise until the child exits; returns its exit code."""
@@ -158,10 +164,15 @@ class ExecRunner:
         return self.child.stop(signum, self.options.kill_timeout)
 
     def _apply_data(self) -> None:
-        environment = child_environment(self.parent, self.options, self.data)
-        if environment is None:
+        computed = compute_child_environment(self.parent, self.options, self.data)
+        if computed is None:
             self._announce_waiting()
             return
+        environment, rejected = computed
+        for bad in rejected:
+            if bad not in self._warned:
+                self._warned.add(bad)
+                output.log(f"warning: skipping variable {bad.name!r}: {bad.reason}")
         if self.child is None:
             self._start(environment)
             if self.options.once:
