@@ -75,10 +75,21 @@ def _read(root: Path, path: Path) -> tuple[str, str]:
         raise ConfigError("file is not UTF-8 text", file=relative) from None
 
 
+# Parsed files by (name, text): affected detection loads the same env.yaml files at two commits, and
+# the values built from them are never mutated, so both sides can share one parse.
+_PARSED_FILES: dict[tuple[str, str], Any] = {}
+
+
 def _load_yaml_file(root: Path, path: Path) -> tuple[Origin, dict[str, Any]]:
     relative, text = _read(root, path)
     origin = Origin(relative, text)
-    data = yamlio.parse(text, relative)
+    key = (relative, text)
+    data = _PARSED_FILES.get(key)
+    if data is None:
+        data = yamlio.parse(text, relative)
+        if len(_PARSED_FILES) >= 8192:
+            _PARSED_FILES.clear()
+        _PARSED_FILES[key] = data
     return origin, expect_mapping(data, origin, "the file")
 
 
