@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from opsgit.config import find_root, load_settings
 from opsgit.consul.client import Consul
 from opsgit.errors import ConsulError, UserError
 from opsgit.gitops.history import head_commit
+from opsgit.gitops.locks import holder_record
 from opsgit.images.packer import (
     build_command,
     environment_inputs,
@@ -27,7 +29,7 @@ from opsgit.images.packer import (
     run_build,
 )
 from opsgit.images.promote import promote as promote_image
-from opsgit.images.record import ImageRecord, kv_key, new_record, record_image
+from opsgit.images.record import ImageRecord, kv_key, record_image
 from opsgit.render.images import TEMPLATE
 from opsgit.render.pipeline import Selection, publish, render_selection
 from opsgit.repo import load_repo
@@ -68,7 +70,8 @@ def image(role: str | None = None, env: str | None = None, *, only: str | None =
     build = publish(settings.build_path, artefacts, complete=False)
     template = build / "images" / role / "packer.json"
     workdir = build / "artefacts" / env / role
-    commit = os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA") or head_commit(root) or ""
+    who = holder_record("image")  # the user and, in CI, the commit being built
+    commit = who.get("commit") or head_commit(root) or ""
     packer = "packer" if dry_run else require_packer()
     argv = build_command(packer, template, builder, packer_vars)
     label = f"{role}/{env}"
@@ -86,9 +89,11 @@ def image(role: str | None = None, env: str | None = None, *, only: str | None =
                         "nothing was promoted", hint="choose one with --only BUILDER")
     region = _region(environment)
     template_hash = hashlib.sha256(template.read_bytes()).hexdigest()
-    records = [new_record(root, role=role, env=env, image_id=image_id(b, workdir, role, region),
-                          artifact_id=b.artifact_id, builder=b.builder, builder_type=b.builder_type,
-                          template_hash=template_hash, packer_run_uuid=b.run_uuid, files=b.files) for b in builds]
+    built_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    records = [ImageRecord(role=role, env=env, image_id=image_id(b, workdir, role, region), artifact_id=b.artifact_id,
+                           builder=b.builder, builder_type=b.builder_type, commit=commit or None, at=built_at,
+                           template_hash=template_hash, packer_run_uuid=b.run_uuid, files=b.files,
+                           who=who.get("who")) for b in builds]
     consul = Consul()
     for record in records:
         try:

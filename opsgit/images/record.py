@@ -3,7 +3,6 @@ Consul KV entry `opsgit/images/<env>/<role>` that hosts and tools read the curre
 
 from __future__ import annotations
 
-import datetime
 import json
 import uuid
 from dataclasses import asdict, dataclass
@@ -12,7 +11,6 @@ from typing import Any
 
 from opsgit.consul.client import Consul
 from opsgit.gitops import history
-from opsgit.gitops.locks import holder_record
 from opsgit.repo.values import Environment
 
 
@@ -37,16 +35,6 @@ class ImageRecord:
 
 def kv_key(env: str, role: str) -> str:
     return f"opsgit/images/{env}/{role}"
-
-
-def new_record(root: Path, *, role: str, env: str, image_id: str, artifact_id: str, builder: str,
-               builder_type: str, template_hash: str, packer_run_uuid: str, files: tuple[str, ...]) -> ImageRecord:
-    who = holder_record("image")
-    return ImageRecord(role=role, env=env, image_id=image_id, artifact_id=artifact_id, builder=builder,
-                       builder_type=builder_type, commit=who.get("commit") or history.head_commit(root),
-                       at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                       template_hash=template_hash, packer_run_uuid=packer_run_uuid, files=files,
-                       who=who.get("who"))
 
 
 def record_image(root: Path, environment: Environment, record: ImageRecord, consul: Consul) -> None:
