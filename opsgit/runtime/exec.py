@@ -56,13 +56,6 @@ class ExecOptions:
                 + [("service", name, "", "passing") for name in self.services])
 
 
-def child_environment(parent: Mapping[str, str], options: ExecOptions,
-                      data: Mapping[Dependency, Any]) -> dict[str, str] | None:
-    """The environment for this data, or None while a prefix or service has nothing yet."""
-    computed = compute_child_environment(parent, options, data)
-    return None if computed is None else computed[0]
-
-
 def compute_child_environment(parent: Mapping[str, str], options: ExecOptions, data: Mapping[Dependency, Any]
                               ) -> tuple[dict[str, str], list[Rejected]] | None:
     """The environment and the variables that could not be in it, or None while waiting."""

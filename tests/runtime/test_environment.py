@@ -10,7 +10,7 @@ from opsgit.runtime.environment import (
     prefix_variables,
     service_variables,
 )
-from opsgit.runtime.exec import ExecOptions, changed_names, child_environment
+from opsgit.runtime.exec import ExecOptions, changed_names, compute_child_environment
 
 
 def pairs(prefix: str, **values: str) -> tuple[KeyPair, ...]:
@@ -67,14 +67,15 @@ def test_service_variables_from_the_first_healthy_instance() -> None:
 def test_the_child_waits_until_every_prefix_has_keys() -> None:
     options = ExecOptions(prefixes=("a", "b"), environment=EnvironmentOptions(pristine=True))
     data = {("tree", "a"): pairs("a", x="1"), ("tree", "b"): ()}
-    assert child_environment({}, options, data) is None
+    assert compute_child_environment({}, options, data) is None
     data[("tree", "b")] = pairs("b", x="2", y="3")
-    assert child_environment({}, options, data) == {"x": "2", "y": "3"}
+    assert compute_child_environment({}, options, data) == ({"x": "2", "y": "3"}, [])
 
 
 def test_a_rewrite_of_the_same_value_changes_nothing() -> None:
     options = ExecOptions(prefixes=("a",), environment=EnvironmentOptions(pristine=True))
-    before = child_environment({}, options, {("tree", "a"): (KeyPair("x", "a/x", "1", modify_index=5),)})
-    after = child_environment({}, options, {("tree", "a"): (KeyPair("x", "a/x", "1", modify_index=9),)})
-    assert before == after and changed_names(before or {}, after or {}) == []
+    before = compute_child_environment({}, options, {("tree", "a"): (KeyPair("x", "a/x", "1", modify_index=5),)})
+    after = compute_child_environment({}, options, {("tree", "a"): (KeyPair("x", "a/x", "1", modify_index=9),)})
+    assert before is not None and after is not None
+    assert before == after and changed_names(before[0], after[0]) == []
     assert changed_names({"x": "1", "y": "2"}, {"x": "2", "z": "3"}) == ["x", "y", "z"]
