@@ -21,7 +21,7 @@ from pathlib import Path
 from opsgit.config import load_settings
 from opsgit.errors import UserError
 from opsgit.gitops.diff import Change, changed_files, content_id, export_tree, list_files, read_files
-from opsgit.render.pipeline import manifest_source, read_manifest, renderers
+from opsgit.render.pipeline import read_manifest, renderers
 from opsgit.repo import Repo, load_repo
 
 SOURCE = re.compile(r"""source:\s*["']?([A-Za-z0-9_-]+)""")
@@ -209,14 +209,13 @@ def base_render(root: Path, base: str) -> dict[tuple[str, str], str] | None:
     base side then needs no second render. None otherwise."""
     from opsgit import __version__
 
-    build = load_settings(root).build_path
-    source = manifest_source(build)
-    if not source or source.get("opsgit") != __version__ or source.get("content") != content_id(root, base):
-        return None
     try:
-        return {(str(entry["kind"]), str(entry["name"])): str(entry["hash"]) for entry in read_manifest(build)}
+        source, artefacts = read_manifest(load_settings(root).build_path)
     except UserError:
         return None
+    if not source or source.get("opsgit") != __version__ or source.get("content") != content_id(root, base):
+        return None
+    return {(str(entry["kind"]), str(entry["name"])): str(entry["hash"]) for entry in artefacts}
 
 
 def affected(root: Path, base: str, head: str = "HEAD") -> Affected:

@@ -162,22 +162,17 @@ def _write_manifest(build: Path, artefacts: Sequence[Artefact], complete: bool,
     os.replace(temporary, path)
 
 
-def manifest_source(build: Path) -> dict[str, str]:
-    """What a complete render recorded about its source, or {}."""
-    try:
-        source = json.loads((build / MANIFEST).read_text()).get("source")
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return {str(k): str(v) for k, v in source.items()} if isinstance(source, dict) else {}
-
-
-def read_manifest(build: Path) -> list[dict[str, object]]:
+def read_manifest(build: Path) -> tuple[dict[str, str], list[dict[str, object]]]:
+    """What the last complete render recorded about its source ({} if nothing), and every
+    artefact's record; both empty when there is no manifest."""
     path = build / MANIFEST
     try:
-        artefacts: list[dict[str, object]] = json.loads(path.read_text())["artefacts"]
-        return artefacts
+        document = json.loads(path.read_text())
+        artefacts: list[dict[str, object]] = document["artefacts"]
+        source = document.get("source") or {}
+        return {str(k): str(v) for k, v in source.items()}, artefacts
     except FileNotFoundError:
-        return []
-    except (ValueError, KeyError, TypeError):
+        return {}, []
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise ConfigError("the build manifest is corrupt", file=str(path), hint="run `opsgit render` again") \
             from None
