@@ -32,7 +32,7 @@ from opsgit.images.promote import promote as promote_image
 from opsgit.images.record import ImageRecord, kv_key, record_image
 from opsgit.render.images import TEMPLATE
 from opsgit.render.pipeline import Selection, publish, render_selection
-from opsgit.repo import load_repo
+from opsgit.repo import load_repo, require_environment
 from opsgit.repo.schema import suggest
 from opsgit.repo.values import Environment
 
@@ -52,11 +52,8 @@ def image(role: str | None = None, env: str | None = None, *, only: str | None =
     root = find_root()
     settings = load_settings(root)
     env = env or DEFAULT_ENV
+    require_environment(root, env)
     repo = load_repo(root, settings, only={env})
-    if env not in repo.environments:
-        raise UserError(f"unknown environment {env!r}", hint=suggest(env, [p.name for p in (root / "environments")
-                                                                            .iterdir() if p.is_dir()])
-                        or "pass --env ENV")
     environment = repo.environments[env]
     if role not in repo.roles:
         raise UserError(f"unknown role {role!r}", hint=suggest(role, repo.roles) or f"roles: {', '.join(repo.roles)}")

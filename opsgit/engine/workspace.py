@@ -10,12 +10,10 @@ from opsgit.config import Settings, find_root, load_settings
 from opsgit.engine.backends import StateBackend, open_backend
 from opsgit.engine.graph import Graph
 from opsgit.engine.state import State
-from opsgit.errors import UserError
 from opsgit.providers.base import Provider, load_provider
 from opsgit.render.graph import GraphRenderer
 from opsgit.render.jinja import make_environment
-from opsgit.repo import load_repo
-from opsgit.repo.schema import suggest
+from opsgit.repo import load_repo, require_environment
 
 
 @dataclass
@@ -45,11 +43,7 @@ class Workspace:
 def open_workspace(env: str, root: Path | None = None) -> Workspace:
     root = root or find_root()
     settings = load_settings(root)
-    known = sorted(p.name for p in (root / "environments").iterdir() if (p / "env.yaml").exists()) \
-        if (root / "environments").is_dir() else []
-    if env not in known:
-        raise UserError(f"unknown environment {env!r}",
-                        hint=suggest(env, known) or f"environments: {', '.join(known) or 'none'}")
+    require_environment(root, env)
     repo = load_repo(root, settings, only={env})  # one environment's mistakes do not block another's plan
     graph, _ = GraphRenderer(repo, make_environment(root)).render(repo.environments[env])
     return Workspace(root=root, settings=settings, env=env, graph=graph,

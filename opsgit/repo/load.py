@@ -58,6 +58,15 @@ def load_repo(root: Path, settings: Settings | None = None, *, only: Collection[
                 shared_templates=shared, role_names=tuple(sorted(known_roles)))
 
 
+def require_environment(root: Path, env: str) -> None:
+    """Fail, with a did-you-mean, unless environments/<env>/env.yaml exists."""
+    directory = root / "environments"
+    known = sorted(p.name for p in directory.iterdir() if (p / "env.yaml").exists()) if directory.is_dir() else []
+    if env not in known:
+        raise ConfigError(f"unknown environment {env!r}",
+                          hint=suggest(env, known) or f"environments: {', '.join(known) or 'none'}")
+
+
 def _subdirs(parent: Path) -> list[Path]:
     if not parent.is_dir():
         return []
