@@ -146,12 +146,8 @@ class HttpServer:
             chunks: list[bytes] = []
             size = 0
             while True:
-                try:
-                    length = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip() or b"0", 16)
-                except ValueError:
-                    raise BadRequest(400, "malformed chunk size") from None
-                if length < 0:
-                    raise BadRequest(400, "malformed chunk size")
+                length = _size((await reader.readuntil(b"\r\n")).split(b";")[0].strip() or b"0", 16,
+                               "malformed chunk size")
                 if length == 0:
                     while (await reader.readuntil(b"\r\n")) != b"\r\n":
                         pass
@@ -164,12 +160,7 @@ class HttpServer:
         raw_length = headers.get("content-length")
         if raw_length is None:
             return b""
-        try:
-            length = int(raw_length)
-        except ValueError:
-            raise BadRequest(400, "invalid Content-Length") from None
-        if length < 0:
-            raise BadRequest(400, "invalid Content-Length")
+        length = _size(raw_length, 10, "invalid Content-Length")
         if length > self.max_body:
             raise BadRequest(413, f"Request body({length} bytes) too large, max size: {self.max_body} bytes")
         return await reader.readexactly(length)
@@ -184,3 +175,14 @@ class HttpServer:
             lines.append("Connection: close")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else response.body))
         await writer.drain()
+
+
+def _size(text: str | bytes, base: int, problem: str) -> int:
+    """A byte count from the request (Content-Length, a chunk size): 400 unless a whole number >= 0."""
+    try:
+        size = int(text, base)
+    except ValueError:
+        raise BadRequest(400, problem) from None
+    if size < 0:
+        raise BadRequest(400, problem)
+    return size
