@@ -15,6 +15,11 @@ from tests.agent_process import AgentProcess, wait_for
 from tests.conftest import REPO_ROOT
 
 
+def start_template(agent: AgentProcess, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "opsgit", "template", *args], env=agent.env(), cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def template(agent: AgentProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "opsgit", "template", *args], env=agent.env(), cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
@@ -51,10 +56,8 @@ def test_a_missing_key_fails_naming_it(agent: AgentProcess, tmp_path: Path) -> N
 def test_a_kv_write_rerenders_and_runs_the_command_once(agent: AgentProcess, tmp_path: Path) -> None:
     agent.put("service/binstore/postgres_addr", "10.0.0.5:5432")
     out, log = tmp_path / "binstore.json", tmp_path / "reloads"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "opsgit", "template", "--template",
-         f"roles/binstore/templates/binstore.json.j2:{out}:sh -c 'echo reload >> {log}'"],
-        env=agent.env(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_template(agent, "--template",
+                             f"roles/binstore/templates/binstore.json.j2:{out}:sh -c 'echo reload >> {log}'")
     try:
         wait_for(lambda: out.exists() and log.exists())
         assert log.read_text().count("reload") == 1
@@ -98,9 +101,7 @@ def test_consul_outage_keeps_the_file_and_updates_resume(tmp_path: Path) -> None
     agent = data_dir_agent(tmp_path / "data", port=port)
     agent.put("service/binstore/postgres_addr", "10.0.0.5:5432")
     out = tmp_path / "binstore.json"
-    process = subprocess.Popen([sys.executable, "-m", "opsgit", "template", "--template",
-                                f"roles/binstore/templates/binstore.json.j2:{out}"], env=agent.env(), cwd=REPO_ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_template(agent, "--template", f"roles/binstore/templates/binstore.json.j2:{out}")
     try:
         wait_for(lambda: out.exists())
         kept = out.read_text()
@@ -141,9 +142,7 @@ def test_a_config_file_gives_backup_perms_delimiters_and_in_place(agent: AgentPr
   command: [sh, -c, "echo reload >> {tmp_path}/commands.log"]
 """)
     out = tmp_path / "out" / "nginx.conf"
-    process = subprocess.Popen([sys.executable, "-m", "opsgit", "template", "--config", str(config)],
-                               env=agent.env(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = start_template(agent, "--config", str(config))
     try:
         wait_for(lambda: out.exists() and mounted.read_text() == "addr=10.0.0.5:5432\n")
         assert out.read_text() == "upstream 10.0.0.5:5432;\nset $x {{ literal }};\n"
@@ -179,9 +178,8 @@ def test_give_up_after_a_long_outage_exits_1_keeping_the_file(tmp_path: Path) ->
     agent = data_dir_agent(tmp_path / "data")
     agent.put("service/binstore/postgres_addr", "10.0.0.5:5432")
     out = tmp_path / "binstore.json"
-    process = subprocess.Popen([sys.executable, "-m", "opsgit", "template", "--give-up-after", "2s", "--template",
-                                f"roles/binstore/templates/binstore.json.j2:{out}"], env=agent.env(), cwd=REPO_ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_template(agent, "--give-up-after", "2s", "--template",
+                             f"roles/binstore/templates/binstore.json.j2:{out}")
     try:
         wait_for(lambda: out.exists())
         kept = out.read_text()
@@ -201,9 +199,7 @@ def test_a_templates_own_wait_delays_only_that_template(agent: AgentProcess, tmp
     config = tmp_path / "templates.yaml"
     config.write_text("- {source: quick.j2, destination: quick}\n"
                       "- {source: patient.j2, destination: patient, wait: 2s}\n")
-    process = subprocess.Popen([sys.executable, "-m", "opsgit", "template", "--config", str(config)],
-                               env=agent.env(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = start_template(agent, "--config", str(config))
     try:
         wait_for(lambda: (tmp_path / "patient").exists() and (tmp_path / "quick").exists())
         agent.put("service/binstore/postgres_addr", "10.0.0.6:5432")
