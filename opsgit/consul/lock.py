@@ -91,8 +91,12 @@ def _watch_held(held: Callable[[int, float], tuple[int, bool]], lost: threading.
             return
 
 
-def _pause(stop: threading.Event | None, seconds: float) -> bool:
-    """Sleep `seconds`; True when `stop` was set meanwhile."""
+def _retry_later(deadline: float | None, stop: threading.Event | None, pause: float) -> bool:
+    """Sleep `pause` (no further than the deadline) before trying again; True to give up instead:
+    the deadline passed, or `stop` was set meanwhile."""
+    if _expired(deadline):
+        return True
+    seconds = _remaining(deadline, pause)
     if stop is not None:
         return stop.wait(seconds)
     time.sleep(seconds)
@@ -129,7 +133,7 @@ class Lock:
             except ConsulUnavailable:
                 # Consul is away: keep waiting (the holder cannot release it either), from scratch.
                 index = 0
-                if _expired(deadline) or _pause(stop, _remaining(deadline, OUTAGE_RETRY)):
+                if _retry_later(deadline, stop, OUTAGE_RETRY):
                     return False
                 continue
             if pair is not None and pair.flags != LOCK_FLAG:
@@ -150,7 +154,7 @@ class Lock:
                 self.held = True
                 return True
             # Free, yet refused: the lock-delay of a holder whose session was invalidated.
-            if _expired(deadline) or _pause(stop, _remaining(deadline, LOCK_DELAY_RETRY)):
+            if _retry_later(deadline, stop, LOCK_DELAY_RETRY):
                 return False
             index = 0
         return False
@@ -247,7 +251,7 @@ class Semaphore:
                     continue
             except ConsulUnavailable:
                 index = 0
-                if _expired(deadline) or _pause(stop, _remaining(deadline, OUTAGE_RETRY)):
+                if _retry_later(deadline, stop, OUTAGE_RETRY):
                     break
                 continue
             if blocked is not None and not told:
