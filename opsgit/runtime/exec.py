@@ -90,8 +90,6 @@ class ExecRunner:
         self.data: dict[Dependency, Any] = {}
         self.child: Child | None = None
         self.child_environment: dict[str, str] | None = None
-        self.starts = 0
-        self.reloads = 0
         self._stop_watching = threading.Event()
         self._announced_waiting: set[Dependency] = set()
         self._warned: set[Rejected] = set()
@@ -181,7 +179,6 @@ class ExecRunner:
             output.log(f"opsgit exec: {', '.join(names)} changed; sending {signal_name}")
             self.child.send(self.options.reload_signal)
             self.child_environment = environment
-            self.reloads += 1
             return
         output.log(f"opsgit exec: {', '.join(names)} changed; restarting the child")
         self.child.stop(self.options.kill_signal, self.options.kill_timeout)
@@ -190,7 +187,6 @@ class ExecRunner:
     def _start(self, environment: dict[str, str]) -> None:
         child = Child(self.command, environment)
         self.child, self.child_environment = child, environment
-        self.starts += 1
         threading.Thread(target=self._report_exit, args=(child,), daemon=True).start()
 
     def _report_exit(self, child: Child) -> None:

@@ -46,9 +46,6 @@ class TemplateRunner:
         self.uses: dict[TemplateSpec, set[Dependency]] = {}
         self.environment = make_environment(Path.cwd(), host=True)
         self._templates: dict[tuple[Path, str, str], jinja2.Template] = {}
-        self.renders = 0
-        self.writes = 0
-        self.commands_run: list[tuple[str, ...]] = []
         self.failing_since: dict[Dependency, float] = {}
         for spec in self.specs:
             self._template(spec)  # syntax errors are reported before anything is fetched or written
@@ -76,7 +73,6 @@ class TemplateRunner:
             text = render(self._template(spec), str(spec.source), functions.globals())
         finally:
             self.uses[spec] = functions.used
-        self.renders += 1
         return text
 
     def write(self, spec: TemplateSpec, text: str) -> bool:
@@ -112,7 +108,6 @@ class TemplateRunner:
         except OSError as error:
             raise UserError(f"cannot write {destination}: {error.strerror}",
                             hint="check the directory exists and is writable") from None
-        self.writes += 1
         return True
 
     @staticmethod
@@ -151,7 +146,6 @@ class TemplateRunner:
             if not spec.command or spec.command in seen:
                 continue
             seen.add(spec.command)
-            self.commands_run.append(spec.command)
             try:
                 result = subprocess.run(list(spec.command), timeout=spec.command_timeout, check=False)
             except FileNotFoundError:
