@@ -31,15 +31,10 @@ sys.path.insert(0, str(HERE.parent))
 
 import requests  # noqa: E402
 
-from bench.table import print_table  # noqa: E402
+from bench.table import percentile, print_table  # noqa: E402
 from opsgit.consul import Consul  # noqa: E402
 from opsgit.consul.lock import Lock, Session  # noqa: E402
 from tests.agent_process import AgentProcess, start_agent  # noqa: E402
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def _watch(host: str, port: int, path: str, arrived: list[float], ready: asyncio.Event,
@@ -141,6 +136,16 @@ def memory_with_keys(agent: AgentProcess, count: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def put_rows(agent: AgentProcess, count: int, where: str, target: str) -> list[tuple[str, str, str]]:
+    """Sequential puts, median of 3: from a keep-alive http.client, then through opsgit's client."""
+    raw = [raw_puts(agent, count) for _ in range(3)]
+    ours = [puts(agent, count) for _ in range(3)]
+    return [(f"sequential KV put, {where}, keep-alive http.client (median of 3 x {count}: "
+             f"{', '.join(f'{r:.0f}' for r in raw)})", f"{statistics.median(raw):.0f}/s", target),
+            (f"  the same through opsgit's requests-based client (median of 3: "
+             f"{', '.join(f'{r:.0f}' for r in ours)})", f"{statistics.median(ours):.0f}/s", "")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--watchers", type=int, default=1000)
@@ -156,12 +161,7 @@ def main() -> None:
                      "all"))
         rows.append(("  wake latency p50 / p99 / max", f"{statistics.median(latencies):.0f} / "
                      f"{percentile(latencies, 0.99):.0f} / {max(latencies):.0f} ms", "p99 <= 200 ms"))
-        rates = [raw_puts(agent, args.puts) for _ in range(3)]
-        rows.append((f"sequential KV put, in memory, keep-alive http.client (median of 3 x {args.puts}: "
-                     f"{', '.join(f'{r:.0f}' for r in rates)})", f"{statistics.median(rates):.0f}/s", ">= 1,500/s"))
-        rates = [puts(agent, args.puts) for _ in range(3)]
-        rows.append((f"  the same through opsgit's requests-based client (median of 3: "
-                     f"{', '.join(f'{r:.0f}' for r in rates)})", f"{statistics.median(rates):.0f}/s", ""))
+        rows += put_rows(agent, args.puts, "in memory", ">= 1,500/s")
         samples = handoffs(agent, args.handoffs)
         rows.append((f"lock hand-off, release -> next holder (n={len(samples)}) p50 / p99",
                      f"{statistics.median(samples):.1f} / {percentile(samples, 0.99):.1f} ms", "p50 <= 50 ms"))
@@ -170,12 +170,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=HERE) as scratch:
         durable = start_agent("--data-dir", scratch)
         try:
-            rates = [raw_puts(durable, args.puts) for _ in range(3)]
-            rows.append((f"sequential KV put, --data-dir, keep-alive http.client (median of 3 x {args.puts}: "
-                         f"{', '.join(f'{r:.0f}' for r in rates)})", f"{statistics.median(rates):.0f}/s", ">= 500/s"))
-            rates = [puts(durable, args.puts) for _ in range(3)]
-            rows.append((f"  the same through opsgit's requests-based client (median of 3: "
-                         f"{', '.join(f'{r:.0f}' for r in rates)})", f"{statistics.median(rates):.0f}/s", ""))
+            rows += put_rows(durable, args.puts, "--data-dir", ">= 500/s")
         finally:
             durable.stop()
     agent = start_agent()

@@ -29,14 +29,10 @@ sys.path.insert(0, str(HERE.parent))
 
 import requests  # noqa: E402
 
+from bench.table import percentile, print_table  # noqa: E402
 from tests.agent_process import AgentProcess, start_agent  # noqa: E402
 
 OPSGIT = [sys.executable, "-m", "opsgit"]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -151,19 +147,18 @@ def main() -> None:
             rewritten, cpu = shared_keys(agent, Path(scratch), args.changes)
     finally:
         agent.stop()
-    print("| measured | figure | target |")
-    print("|---|---|---|")
-    print(f"| KV write -> file updated by `opsgit template`, {len(template)} writes: p50 / p99 / max | "
-          f"{statistics.median(template):.1f} / {percentile(template, 0.99):.1f} / {max(template):.1f} ms "
-          "| p50 <= 50 ms, p99 <= 150 ms |")
-    print(f"| KV write -> `opsgit exec` child restarted with the new value, {len(restart)} writes: p50 / p99 / max "
-          f"| {statistics.median(restart):.1f} / {percentile(restart, 0.99):.1f} / {max(restart):.1f} ms "
-          "| p50 <= 150 ms |")
-    print(f"| 200 templates sharing 50 keys, {len(rewritten)} changes: destinations rewritten per change (min / max) "
-          f"| {min(rewritten)} / {max(rewritten)} of 200 (8 read each key) | only the readers |")
-    print(f"| same: CPU (user + system) of `opsgit template` per change, mean over {args.changes} | "
-          f"{cpu:.1f} ms | recorded |")
-
+    print_table([
+        (f"KV write -> file updated by `opsgit template`, {len(template)} writes: p50 / p99 / max",
+         f"{statistics.median(template):.1f} / {percentile(template, 0.99):.1f} / {max(template):.1f} ms",
+         "p50 <= 50 ms, p99 <= 150 ms"),
+        (f"KV write -> `opsgit exec` child restarted with the new value, {len(restart)} writes: p50 / p99 / max",
+         f"{statistics.median(restart):.1f} / {percentile(restart, 0.99):.1f} / {max(restart):.1f} ms",
+         "p50 <= 150 ms"),
+        (f"200 templates sharing 50 keys, {len(rewritten)} changes: destinations rewritten per change (min / max)",
+         f"{min(rewritten)} / {max(rewritten)} of 200 (8 read each key)", "only the readers"),
+        (f"same: CPU (user + system) of `opsgit template` per change, mean over {args.changes}", f"{cpu:.1f} ms",
+         "recorded"),
+    ])
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""The Markdown table every benchmark prints for docs/benchmarks.md."""
+"""The Markdown table every benchmark prints for docs/benchmarks.md, and the percentile they quote."""
 
 from __future__ import annotations
 
@@ -10,3 +10,8 @@ def print_table(rows: Iterable[Sequence[str]]) -> None:
     print("|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
