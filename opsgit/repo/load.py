@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from opsgit.config import Settings, load_settings
 from opsgit.errors import ConfigError
 from opsgit.repo import yamlio
-from opsgit.repo.schema import check_keys, expect, expect_mapping, expect_name, suggest
+from opsgit.repo.schema import check_keys, expect, expect_command, expect_mapping, expect_name, suggest
 from opsgit.repo.values import (
     VARIABLE_TYPES,
     Environment,
@@ -199,20 +198,8 @@ def _load_role(root: Path, directory: Path) -> Role:
         env_prefix=expect(env_prefix, str, origin.child("env_prefix"), "env_prefix")
         if env_prefix is not None else None,
         template_files=template_files, test_files=test_files, origin=origin,
-        run=_run_command(data.get("run"), origin.child("run")),
+        run=expect_command(data["run"], origin.child("run"), "run command") if data.get("run") is not None else (),
     )
-
-
-def _run_command(value: Any, origin: Origin) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        try:
-            return tuple(shlex.split(value))
-        except ValueError as error:
-            raise origin.error(f"malformed run command: {error}", "write it as a list of arguments") from None
-    return tuple(str(expect(part, (str, int), origin, "each run argument"))
-                 for part in expect(value, list, origin, "run"))
 
 
 # -- environments ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -68,3 +69,15 @@ def _describe(value: Any) -> str:
     if isinstance(value, str):
         return f"the string {value!r}" if len(value) < 40 else "a string"
     return TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def expect_command(value: Any, origin: Origin, what: str) -> tuple[str, ...]:
+    """A command line as an argument list: a YAML list, or a string split as a shell would split
+    it (it is never run through one)."""
+    if isinstance(value, list):
+        return tuple(str(expect(part, (str, int), origin, f"each {what} argument")) for part in value)
+    text = expect(value, str, origin, what)
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as error:
+        raise origin.error(f"malformed {what} {text!r}: {error}", "write it as a list of arguments") from None

@@ -25,7 +25,7 @@ from typing import Any
 from opsgit.consul.durations import parse_duration
 from opsgit.errors import ConfigError, UserError
 from opsgit.repo import yamlio
-from opsgit.repo.schema import check_keys, expect, expect_mapping
+from opsgit.repo.schema import check_keys, expect, expect_command, expect_mapping
 from opsgit.repo.values import Origin
 
 CONFIG_KEYS = ("source", "destination", "command", "command_timeout", "perms", "backup", "wait",
@@ -100,16 +100,6 @@ def _wait(value: Any, where: Origin) -> tuple[float, float] | None:
         raise where.error(f"invalid wait {text!r}", "use MIN[:MAX], such as 2s:10s, or {min: 2s, max: 10s}") from None
 
 
-def _command(value: Any, where: Origin) -> tuple[str, ...]:
-    if isinstance(value, list):
-        return tuple(str(expect(part, (str, int), where, "each command argument")) for part in value)
-    text = expect(value, str, where, "command")
-    try:
-        return tuple(shlex.split(text))
-    except ValueError as error:
-        raise where.error(f"malformed command {text!r}: {error}", "write it as a list of arguments") from None
-
-
 def load_config(path: Path) -> list[TemplateSpec]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -138,7 +128,7 @@ def load_config(path: Path) -> list[TemplateSpec]:
             raise where.error("delimiters must not be empty")
         specs.append(TemplateSpec(
             source=source, destination=destination,
-            command=_command(entry["command"], where.child("command")) if entry.get("command") else (),
+            command=expect_command(entry["command"], where.child("command"), "command") if entry.get("command") else (),
             perms=parse_perms(entry["perms"], where.child("perms")) if "perms" in entry else None,
             backup=expect(entry.get("backup", False), bool, where.child("backup"), "backup"),
             command_timeout=_duration(entry["command_timeout"], where.child("command_timeout"), "command_timeout")
