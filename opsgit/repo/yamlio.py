@@ -62,7 +62,97 @@ class FastLoader(yaml.CSafeLoader):
         return int(value, 10)
 
 
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        # A plain scalar's type depends on its text alone, and the same texts recur thousands
+        # of times in rendered output (keys, `true`, instance types): look each up once.
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = _PLAIN_TAGS.get(value)
+            if tag is None:
+                if len(_PLAIN_TAGS) >= 100_000:
+                    _PLAIN_TAGS.clear()
+                tag = _PLAIN_TAGS[value] = str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+            return tag
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Build plain maps, lists and scalars straight from the node tree; PyYAML's general
+        constructor (generators for recursive structures, merge keys, other tags) only when the
+        document needs it. Rendered module bodies are plain, and this is most of a render."""
+        try:
+            return self._plain(node, {}, set())
+        except (_NotPlain, yaml.constructor.ConstructorError):
+            # PyYAML's constructor reports the first error in its own order (keys before the
+            # insides of values), so an error found here is reported by it
+            return super().construct_document(node)
+        finally:
+            self.constructed_objects = {}
+            self.recursive_objects = {}
+            self.state_generators = []
+
+    def _plain(self, node: yaml.Node, made: dict[int, Any], building: set[int]) -> Any:
+        kind, tag = type(node), node.tag
+        if kind is yaml.ScalarNode:
+            if tag == _STR:
+                return node.value
+            constructor = _SCALAR_CONSTRUCTORS.get(tag)
+            if constructor is None:
+                raise _NotPlain
+            return constructor(self, node)
+        identity = id(node)
+        if identity in made:
+            return made[identity]  # an alias: the same object, as PyYAML gives it
+        if identity in building:
+            raise _NotPlain  # a recursive structure
+        building.add(identity)
+        value: Any
+        if kind is yaml.SequenceNode and tag == _SEQ:
+            made[identity] = value = [self._plain(item, made, building) for item in node.value]
+        elif kind is yaml.MappingNode and tag == _MAP:
+            mapping: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE:
+                    raise _NotPlain
+                if type(key_node) is not yaml.ScalarNode:
+                    raise _NotPlain  # a map or list as a key: refused, by PyYAML's constructor
+                key = self._plain(key_node, made, building)
+                if key in mapping:
+                    raise _NotPlain  # a duplicate key: refused, by PyYAML's constructor
+                mapping[key] = self._plain(value_node, made, building)
+            made[identity] = value = mapping
+        else:
+            raise _NotPlain
+        building.discard(identity)
+        return value
+
+
+class _NotPlain(Exception):
+    """The document needs PyYAML's general constructor."""
+
+
+_PLAIN_TAGS: dict[str, str] = {}
+_STR, _SEQ, _MAP, _MERGE = (f"tag:yaml.org,2002:{name}" for name in ("str", "seq", "map", "merge"))
 FastLoader.add_constructor("tag:yaml.org,2002:int", FastLoader.construct_yaml_int)
+
+
+def _refusing_bad_values(name: str, construct: Any) -> Any:
+    """An explicitly tagged scalar that is not of its type (`!!int abc`) is a YAML error with its
+    line, not a Python exception from deep inside PyYAML."""
+    def constructor(loader: FastLoader, node: yaml.ScalarNode) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, KeyError, AttributeError, TypeError):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a valid !!{name}", node.start_mark) from None
+    return constructor
+
+
+for _name in ("null", "bool", "int", "float", "timestamp"):
+    _tag = f"tag:yaml.org,2002:{_name}"
+    FastLoader.add_constructor(_tag, _refusing_bad_values(_name, FastLoader.yaml_constructors[_tag]))
+_SCALAR_CONSTRUCTORS: dict[str, Any] = {
+    f"tag:yaml.org,2002:{name}": FastLoader.yaml_constructors[f"tag:yaml.org,2002:{name}"]
+    for name in ("null", "bool", "int", "float")
+}
 for tag, pattern, first in (
     ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
@@ -122,6 +212,8 @@ def _expanded_size(value: Any, limit: int) -> int:
 
 
 def _yaml_hint(problem: str) -> str | None:
+    if "is not a valid !!" in problem:
+        return "write a value of that type, or drop the !! tag"
     if "found duplicate key" in problem:
         return "each name may appear once in a mapping; rename or remove one"
     if "mapping values are not allowed" in problem:
