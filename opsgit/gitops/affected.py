@@ -15,12 +15,17 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from opsgit.config import load_settings
+from opsgit.engine.graph import Graph
 from opsgit.errors import UserError
 from opsgit.gitops.diff import Change, changed_files, content_id, export_tree, list_files, read_files
+from opsgit.render.artefacts import Renderer
+from opsgit.render.graph import EnvironmentRenderer, same_graph
+from opsgit.render.memo import InstanceMemo
 from opsgit.render.pipeline import read_manifest, renderers
 from opsgit.repo import Repo, load_repo
 
@@ -126,36 +131,55 @@ class _Work:
     known: Mapping[tuple[str, str], str] | None = None
 
 
-def _render_pairs(work: _Work) -> list[tuple[str, str, str | None, str | None]]:
+# kind, name, exists at head, renders differently at head than at the merge base
+_Outcome = tuple[str, str, bool, bool]
+
+
+def _render_pairs(work: _Work) -> list[_Outcome]:
     """Load just this share's environments and roles at both commits, then render each artefact at
-    base and head one after the other, so that the head side finds the module bodies it shares
-    with the base side already parsed and every unchanged template already compiled."""
+    base and head one after the other: the head side finds the module bodies it shares with the
+    base side already parsed, every unchanged template compiled, and every module instance whose
+    module and inputs are unchanged recorded, so it replays those instead of rendering them."""
     envs = {name for kind, name in work.jobs if kind == "graph"}
     roles = {name for kind, name in work.jobs if kind != "graph"}
-    sides = []
-    broken: list[dict[str, str]] = []
+    sides: list[tuple[Repo, dict[str, Renderer], dict[str, str]]] = []
     for directory, names in zip(work.directories, work.role_names, strict=True):
-        if directory is None:
-            continue
-        repo, failures = _load_side(directory, envs, roles, names)
-        sides.append(repo)
-        broken.append(failures)
-    kinds = [{r.kind: r for r in renderers(repo)} for repo in sides]
-    results = []
+        if directory is not None:
+            repo, failures = _load_side(directory, envs, roles, names)
+            sides.append((repo, {r.kind: r for r in renderers(repo)}, failures))
+    results: list[_Outcome] = []
     for kind, name in work.jobs:
-        hashes: list[str | None] = [] if work.known is None else [work.known.get((kind, name))]
-        for repo, by_kind, failures in zip(sides, kinds, broken, strict=True):
-            present = name in (repo.environments if kind == "graph" else repo.roles)
-            if kind == "graph" and name in failures:
-                hashes.append(f"unrenderable: {failures[name]}")
-                continue
-            try:
-                hashes.append(by_kind[kind].render(name).hash if present else None)
-            except UserError as error:
-                # It no longer renders: that is a change, and planning it will report why.
-                hashes.append(f"unrenderable: {error}")
-        results.append((kind, name, hashes[0], hashes[1]))
+        if work.known is not None:
+            old, new = work.known.get((kind, name)), _render_one(sides[0], kind, name, None)
+            results.append((kind, name, new is not None, old != new))
+            continue
+        memo = InstanceMemo() if kind == "graph" else None
+        before, after = (_render_one(side, kind, name, memo) for side in sides)
+        if isinstance(before, Graph) and isinstance(after, Graph):
+            changed = not same_graph(before, after)
+        else:
+            changed = before != after
+        results.append((kind, name, after is not None, changed))
     return results
+
+
+def _render_one(side: tuple[Repo, dict[str, Renderer], dict[str, str]], kind: str, name: str,
+                memo: InstanceMemo | None) -> Graph | str | None:
+    """One artefact on one side: with a memo, an environment's graph (compared with the other
+    side's by `same_graph`), else the artefact's hash; None when it does not exist there, and
+    `unrenderable: <error>` when it does not render (a change that planning will explain)."""
+    repo, by_kind, failures = side
+    if kind == "graph" and name in failures:
+        return f"unrenderable: {failures[name]}"
+    if name not in (repo.environments if kind == "graph" else repo.roles):
+        return None
+    renderer = by_kind[kind]
+    try:
+        if memo is not None and isinstance(renderer, EnvironmentRenderer):
+            return renderer.graph(name, memo)
+        return renderer.render(name).hash
+    except UserError as error:
+        return f"unrenderable: {error}"
 
 
 def _load_side(directory: Path, envs: set[str], roles: set[str], role_names: frozenset[str]
@@ -179,17 +203,20 @@ def _load_side(directory: Path, envs: set[str], roles: set[str], role_names: fro
 
 def _compare(directories: tuple[Path | None, Path], role_names: tuple[frozenset[str], frozenset[str]],
              jobs: list[tuple[str, str]], known: Mapping[tuple[str, str], str] | None = None
-             ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+             ) -> list[_Outcome]:
     workers = min(os.cpu_count() or 1, 8) if len(jobs) >= 16 else 1
     # Several shares per worker, so that a slow share does not leave the other workers idle.
     count = workers * 4 if workers > 1 else 1
     shares = [_Work(directories, role_names, tuple(jobs[index::count]), known) for index in range(count)]
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = [row for share in pool.map(_render_pairs, shares) for row in share]
-    else:
-        results = [row for share in shares for row in _render_pairs(share)]
-    return {(kind, name): (old, new) for kind, name, old, new in results}
+            return [row for share in pool.map(_render_pairs, shares) for row in share]
+    return [row for share in shares for row in _render_pairs(share)]
+
+
+def _export(root: Path, commit: str, directory: Path, paths: list[str]) -> None:
+    directory.mkdir()
+    export_tree(root, commit, directory, paths)
 
 
 def _scratch_parent(root: Path) -> Path:
@@ -223,8 +250,11 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
     if not change.paths:
         return Affected(change.base, change.head, ())
     shared_change = any(p.startswith(("modules/", "templates/")) for p in change.paths)
-    head_names = _tree_names(root, change.head, shared_change)
-    base_names = _tree_names(root, change.base, shared_change)
+    # git does the work of these steps, so the two commits' run side by side
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        head_listing = pool.submit(_tree_names, root, change.head, shared_change)
+        base_names = _tree_names(root, change.base, shared_change)
+        head_names = head_listing.result()
     env_reasons, role_reasons = _candidates(change, head_names)
     more_envs, more_roles = _candidates(change, base_names)
     for env, reasons in more_envs.items():
@@ -237,29 +267,27 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
     known = base_render(root, change.base)
     with tempfile.TemporaryDirectory(prefix="opsgit-affected-", dir=_scratch_parent(root)) as scratch:
         base_directory, head_directory = Path(scratch) / "base", Path(scratch) / "head"
-        for directory, commit in ((base_directory, change.base), (head_directory, change.head)):
-            if directory == base_directory and known is not None:
-                continue  # a complete render of the merge base already gave its hashes
-            directory.mkdir()
-            export_tree(root, commit, directory, needed)
+        # with a complete render of the merge base, its hashes are known and its files not needed
+        exports = [(head_directory, change.head)] + ([(base_directory, change.base)] if known is None else [])
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for exported in [pool.submit(_export, root, commit, directory, needed) for directory, commit in exports]:
+                exported.result()  # raises the first failure
         jobs = [("graph", env) for env in sorted(env_reasons)]
         jobs += [(kind, role) for role in sorted(role_reasons) for kind in ("image", "config")]
         compared = _compare((None if known is not None else base_directory, head_directory),
                             (frozenset(base_names[1]), frozenset(head_names[1])), jobs, known)
-    before = {key: pair[0] for key, pair in compared.items() if pair[0] is not None}
-    after = {key: pair[1] for key, pair in compared.items() if pair[1] is not None}
+    outcomes = {(kind, name): (after, changed) for kind, name, after, changed in compared}
     environments = []
     for env in sorted(env_reasons):
-        old, new = before.get(("graph", env)), after.get(("graph", env))
-        if old == new:
-            continue
-        environments.append(Impact(env, "destroy" if new is None else "plan", tuple(sorted(env_reasons[env]))))
+        exists, changed = outcomes[("graph", env)]
+        if changed:
+            environments.append(Impact(env, "plan" if exists else "destroy", tuple(sorted(env_reasons[env]))))
     images: list[Impact] = []
     configs: list[Impact] = []
     for role in sorted(role_reasons):
         for kind, bucket in (("image", images), ("config", configs)):
-            old, new = before.get((kind, role)), after.get((kind, role))
-            if old != new:
-                bucket.append(Impact(role, "delete" if new is None else "build", tuple(sorted(role_reasons[role]))))
+            exists, changed = outcomes[(kind, role)]
+            if changed:
+                bucket.append(Impact(role, "build" if exists else "delete", tuple(sorted(role_reasons[role]))))
     return Affected(change.base, change.head, tuple(sorted(change.paths)), tuple(environments), tuple(images),
                     tuple(configs), known is not None)

@@ -118,10 +118,24 @@ def export_tree(root: Path, commit: str, target: Path, paths: Iterable[str]) -> 
     if not existing:
         return 0
     archive = _git(root, "archive", "--format=tar", commit, "--", *existing)
+    written = 0
+    directories: set[Path] = set()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        members = [m for m in tar.getmembers() if m.isfile()]
-        tar.extractall(target, members=members, filter="data")
-    return len(members)
+        for member in tar:
+            # Regular files only (a symlink could point out of the tree); git never writes
+            # absolute names or `..`, but the archive is checked as if it might.
+            parts = member.name.split("/")
+            if not member.isfile() or member.name.startswith("/") or ".." in parts:
+                continue
+            path = target.joinpath(*parts)
+            if path.parent not in directories:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                directories.add(path.parent)
+            source = tar.extractfile(member)
+            if source is not None:
+                path.write_bytes(source.read())
+                written += 1
+    return written
 
 
 MONOREPO_PATHS = ("environments", "modules", "roles", "templates", "pyproject.toml")

@@ -11,6 +11,9 @@ second time with the module's own path; the marks are removed once the graph is 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ from opsgit.render.jinja import (
     syntax_error,
     transitive_reads,
 )
+from opsgit.render.memo import InstanceMemo, InstanceRecord, freeze
 from opsgit.repo import yamlio
 from opsgit.repo.schema import check_keys, expect, expect_mapping, suggest
 from opsgit.repo.values import Environment, Module, ModuleInstance, Origin, Repo, Variable
@@ -67,6 +71,11 @@ class _Build:
     reads: set[str] = field(default_factory=set)
     stack: list[str] = field(default_factory=list)
     origins: dict[str, Origin] = field(default_factory=dict)
+    memo: InstanceMemo | None = None
+    # (module name, content fingerprint) of the modules instantiated so far, for the memo
+    modules_used: set[tuple[str, str]] = field(default_factory=set)
+    environment_key: Any = None  # what module bodies see of the environment
+    values_key: Any = None  # what env.yaml's own Jinja sees
 
 
 class GraphRenderer:
@@ -78,12 +87,19 @@ class GraphRenderer:
         self._modules: dict[str, jinja2.Template] = {}
         self._module_reads: dict[str, set[str]] = {}
         self._values: dict[str, Any] = {}
+        self._fingerprints: dict[str, str] = {}
+        self._templates: str | None = None
 
     # -- public ------------------------------------------------------------------------------
 
-    def render(self, env: Environment) -> tuple[Graph, set[str]]:
-        """The environment's graph and the repository files it read."""
-        build = _Build(env)
+    def render(self, env: Environment, memo: InstanceMemo | None = None) -> tuple[Graph, set[str]]:
+        """The environment's graph and the repository files it read. With a `memo`, module
+        instances recorded by an earlier render of the same environment are replayed."""
+        build = _Build(env, memo=memo)
+        if memo is not None:
+            build.environment_key = freeze([env.name, env.description, dict(env.images), sorted(env.providers)])
+            build.values_key = freeze([dict(env.variables), dict(env.images), env.name, env.description,
+                                       self._templates_fingerprint()])
         for name in env.sensitive_variables:
             register_secret(env.variables.get(name))
         build.reads.add(env.file)
@@ -176,10 +192,32 @@ class GraphRenderer:
         for name in order:
             instance = by_name[name]
             module = self.repo.modules[instance.source]
-            inputs = self._render_value(dict(instance.inputs), instance.origin.child("inputs"), context)
+            inputs = self._render_inputs(build, instance, path, context)
             inputs = self._absolute(build, inputs, path, outputs, instance.origin.child("inputs"))
             outputs[name] = self._instantiate(build, instance, module, inputs, (*path, name))
         return outputs
+
+    def _render_inputs(self, build: _Build, instance: ModuleInstance, path: tuple[str, ...],
+                       context: dict[str, Any]) -> Any:
+        """An instance's inputs with their Jinja rendered; an environment's own instances' inputs
+        are taken from the memo when the other commit rendered the same ones from the same values."""
+        origin = instance.origin.child("inputs")
+        if build.memo is None or path:
+            return self._render_value(dict(instance.inputs), origin, context)
+        key = (freeze(instance.inputs), build.values_key)
+        rendered = build.memo.values.get(key)
+        if rendered is None:
+            rendered = build.memo.values[key] = self._render_value(dict(instance.inputs), origin, context)
+        return rendered
+
+    def _templates_fingerprint(self) -> str:
+        """The content of templates/ on this commit: env.yaml values may include its files."""
+        if self._templates is None:
+            digest = hashlib.sha256()
+            for file in self.repo.shared_templates:
+                digest.update(file.encode() + b"\0" + hashlib.sha256((self.repo.root / file).read_bytes()).digest())
+            self._templates = digest.hexdigest()
+        return self._templates
 
     def _instantiate(self, build: _Build, instance: ModuleInstance, module: Module, inputs: dict[str, Any],
                      path: tuple[str, ...]) -> dict[str, Any]:
@@ -187,11 +225,56 @@ class GraphRenderer:
             chain = " -> ".join([*build.stack, module.name])
             raise instance.origin.error(f"module {module.name!r} instantiates itself: {chain}",
                                         "a module may not contain itself, directly or through others")
+        memo = build.memo
+        if memo is None:
+            return self._instantiate_recorded(build, instance, module, inputs, path)
+        key = (module.name, self._fingerprint(module), path, tuple(build.stack), freeze(inputs),
+               build.environment_key)
+        record = memo.instances.get(key)
+        if record is not None and all(self._fingerprint(self.repo.modules[name]) == fingerprint
+                                      if name in self.repo.modules else False
+                                      for name, fingerprint in record.modules):
+            _replay(build, record)
+            return dict(record.outputs)
+        counts = len(build.resources), len(build.blocks), len(build.module_resources), len(build.origins)
+        reads, used = build.reads, build.modules_used
+        build.reads, build.modules_used = set(), set()
+        try:
+            outputs = self._instantiate_recorded(build, instance, module, inputs, path)
+            own_reads, own_modules = build.reads, build.modules_used
+        finally:
+            reads.update(build.reads)
+            used.update(build.modules_used)
+            build.reads, build.modules_used = reads, used
+        memo.instances[key] = InstanceRecord(
+            resources=_added(build.resources, counts[0]), blocks=_added(build.blocks, counts[1]),
+            module_resources=_added(build.module_resources, counts[2]), origins=_added(build.origins, counts[3]),
+            reads=frozenset(own_reads), modules=tuple(sorted(own_modules)), outputs=outputs)
+        return outputs
+
+    def _instantiate_recorded(self, build: _Build, instance: ModuleInstance, module: Module,
+                              inputs: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+        if build.memo is not None:
+            build.modules_used.add((module.name, self._fingerprint(module)))
         build.stack.append(module.name)
         try:
             return self._instantiate_body(build, module, inputs, path, instance.origin)
         finally:
             build.stack.pop()
+
+    def _fingerprint(self, module: Module) -> str:
+        """The content a module renders from on this commit: its file, its variables and every
+        template it reads. Equal on two commits, the same inputs render the same body."""
+        fingerprint = self._fingerprints.get(module.name)
+        if fingerprint is None:
+            self._module_template(module)
+            digest = hashlib.sha256(repr((module.file, module.body, freeze(
+                [[v.name, v.type, v.default, v.required, v.sensitive] for v in module.variables.values()]))).encode())
+            for file in sorted(self._module_reads[module.name]):
+                path = self.repo.root / file
+                digest.update(file.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"\1missing"))
+            fingerprint = self._fingerprints[module.name] = digest.hexdigest()
+        return fingerprint
 
     def _instantiate_body(self, build: _Build, module: Module, inputs: dict[str, Any], path: tuple[str, ...],
                           origin: Origin) -> dict[str, Any]:
@@ -372,39 +455,65 @@ class GraphRenderer:
     # -- finishing ---------------------------------------------------------------------------
 
     def _finish(self, build: _Build) -> dict[str, Resource]:
-        """Remove the absolute marks, check every reference, and derive the dependency edges."""
+        """Remove the absolute marks, check every reference, and derive the dependency edges.
+
+        With a memo, a resource the other commit's render finished is taken as it was when it is
+        the same resource and every block and module its edges came from has the same instances."""
+        memo = build.memo.finished if build.memo is not None else None
+        if memo is None:
+            return {address: self._finish_one(build, address, resource, None)
+                    for address, resource in build.resources.items()}
+        tables: dict[str, Mapping[str, Any]] = {"blocks": build.blocks, "modules": build.module_resources}
         finished: dict[str, Resource] = {}
         for address, resource in build.resources.items():
-            found: list[str] = []
-            attributes = _unmark_collecting(resource.attributes, found)
-            dependencies: set[str] = set()
-            for expression in found:
-                dependencies.update(self._targets(build, resource, expression))
-            for explicit in resource.dependencies:
-                if explicit.startswith("/module:"):
-                    module = explicit[len("/module:"):]
-                    if module not in build.module_resources:
-                        raise _at(build, resource, f"depends_on names unknown module {module!r}")
-                    dependencies.update(build.module_resources[module])
-                else:
-                    # As in Terraform, depends_on on a counted block means every one of its instances.
-                    target = explicit.lstrip("/")
-                    block = build.blocks.get(target)
-                    whole = block is not None and block.counted
-                    dependencies.update(self._targets(build, resource, target + ("[*].id" if whole else ".id")))
-            dependencies.discard(address)
-            finished[address] = Resource(
-                address=address, module=resource.module, type=resource.type, name=resource.name,
-                index=resource.index, provider=resource.provider, attributes=attributes,
-                dependencies=tuple(sorted(dependencies)), lifecycle=resource.lifecycle, source=resource.source)
+            known = memo.get(id(resource))
+            if known is not None and all(tables[table].get(key) == value for table, key, value in known[2]):
+                finished[address] = known[1]
+                continue
+            consulted: list[tuple[str, str, Any]] = []
+            finished[address] = self._finish_one(build, address, resource, consulted)
+            memo[id(resource)] = (resource, finished[address], tuple(consulted))
         return finished
 
-    def _targets(self, build: _Build, resource: Resource, expression: str) -> list[str]:
+    def _finish_one(self, build: _Build, address: str, resource: Resource,
+                    consulted: list[tuple[str, str, Any]] | None) -> Resource:
+        """`consulted` collects the blocks and modules the dependency edges were derived from."""
+        found: list[str] = []
+        attributes = _unmark_collecting(resource.attributes, found)
+        dependencies: set[str] = set()
+        for expression in found:
+            dependencies.update(self._targets(build, resource, expression, consulted))
+        for explicit in resource.dependencies:
+            if explicit.startswith("/module:"):
+                module = explicit[len("/module:"):]
+                if module not in build.module_resources:
+                    raise _at(build, resource, f"depends_on names unknown module {module!r}")
+                if consulted is not None:
+                    consulted.append(("modules", module, build.module_resources[module]))
+                dependencies.update(build.module_resources[module])
+            else:
+                # As in Terraform, depends_on on a counted block means every one of its instances.
+                target = explicit.lstrip("/")
+                block = build.blocks.get(target)
+                whole = block is not None and block.counted
+                dependencies.update(self._targets(build, resource, target + ("[*].id" if whole else ".id"),
+                                                  consulted))
+        dependencies.discard(address)
+        return Resource(
+            address=address, module=resource.module, type=resource.type, name=resource.name,
+            index=resource.index, provider=resource.provider, attributes=attributes,
+            dependencies=tuple(sorted(dependencies)), lifecycle=resource.lifecycle, source=resource.source)
+
+    def _targets(self, build: _Build, resource: Resource, expression: str,
+                 consulted: list[tuple[str, str, Any]] | None = None) -> list[str]:
         try:
             ref = refs.parse_resource(expression)
         except refs.ReferenceSyntaxError as error:
             raise _at(build, resource, str(error)) from None
         block = build.blocks.get(ref.block)
+        if consulted is not None:
+            # the instances that exist, and so every check below, follow from the block
+            consulted.append(("blocks", ref.block, block))
         if block is None:
             relative = _relative(ref.block, resource.module)
             siblings = [_relative(b, resource.module) for b in build.blocks
@@ -443,6 +552,19 @@ def _source_line(source: str, rendered: str, line: int | None) -> int | None:
     text = rendered_lines[line - 1].strip() if line <= len(rendered_lines) else ""
     matches = [n for n, s in enumerate(source_lines, start=1) if text and s.strip() == text]
     return matches[0] if matches else None
+
+
+def _added(table: Mapping[str, Any], before: int) -> tuple[tuple[str, Any], ...]:
+    return tuple(itertools.islice(table.items(), before, None))
+
+
+def _replay(build: _Build, record: InstanceRecord) -> None:
+    build.resources.update(record.resources)
+    build.blocks.update(record.blocks)
+    build.module_resources.update(record.module_resources)
+    build.origins.update(record.origins)
+    build.reads.update(record.reads)
+    build.modules_used.update(record.modules)
 
 
 def _relative(address: str, module: str) -> str:
@@ -635,9 +757,34 @@ class EnvironmentRenderer:
     def names(self, repo: Repo) -> list[str]:
         return sorted(repo.environments)
 
+    def graph(self, name: str, memo: InstanceMemo | None = None) -> Graph:
+        """The environment's graph alone, for comparing two commits (see `same_graph`)."""
+        return self.graphs.render(self.repo.environments[name], memo)[0]
+
     def render(self, name: str) -> Artefact:
         graph, reads = self.graphs.render(self.repo.environments[name])
         sources = {address: resource.source for address, resource in graph.resources.items()}
         return Artefact(kind=self.kind, name=name, directory=f"envs/{name}",
                         files={f"envs/{name}/graph.json": stable_json(graph.to_json(sources=False))},
                         reads=frozenset(reads), annotations={f"envs/{name}/sources.json": stable_json(sources)})
+
+
+def same_graph(first: Graph, second: Graph) -> bool:
+    """Whether two graphs render to the same graph.json bytes: what their artefact hashes
+    compare, found without encoding the resources two renders share through a memo."""
+    if list(first.resources) != list(second.resources):
+        return False
+    for address, mine in first.resources.items():
+        theirs = second.resources[address]
+        if mine is theirs or (
+                mine.attributes is theirs.attributes and mine.lifecycle is theirs.lifecycle
+                and mine.dependencies == theirs.dependencies and type(mine.index) is type(theirs.index)
+                and mine.index == theirs.index and mine.provider == theirs.provider):
+            continue  # address, module, type and name follow from the address
+        if stable_json(mine.to_json(sources=False)) != stable_json(theirs.to_json(sources=False)):
+            return False
+    return stable_json(_without_resources(first)) == stable_json(_without_resources(second))
+
+
+def _without_resources(graph: Graph) -> dict[str, Any]:
+    return dataclasses.replace(graph, resources={}).to_json(sources=False)
