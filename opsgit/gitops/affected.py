@@ -30,6 +30,9 @@ from opsgit.render.pipeline import read_manifest, renderers
 from opsgit.repo import Repo, load_repo
 
 SOURCE = re.compile(r"""source:\s*["']?([A-Za-z0-9_-]+)""")
+TEMPLATE_STATEMENT = re.compile(r"\{%-?\s*(include|import|from|extends)\b")
+COMPUTED_SOURCE = re.compile(r"source.*(\{\{|\{%)")
+COMPUTED_KEY = re.compile(r"""(^|[\s{,])["']?\{\{[^}]*\}\}["']?\s*:""", re.MULTILINE)
 SHARED = ("pyproject.toml", "modules", "templates")
 
 
@@ -59,11 +62,22 @@ class Affected:
                 "matrix": {"include": [{"env": i.name, "action": i.action} for i in self.environments]}}
 
 
-def _tree_names(root: Path, commit: str, read_texts: bool
-                ) -> tuple[set[str], set[str], dict[str, str], dict[str, str]]:
-    """Environment and role names at a commit; with `read_texts`, the text of each env.yaml and
-    module.yaml too (needed only when a module or a shared template changed)."""
-    files = list_files(root, commit, ["environments", "roles", "modules"])
+@dataclass(frozen=True)
+class _Tree:
+    """What one commit has: environment and role names, and (when the change needs them) the text
+    of every env.yaml and module.yaml."""
+
+    envs: frozenset[str]
+    roles: frozenset[str]
+    env_texts: Mapping[str, str]
+    module_texts: Mapping[str, str]
+
+
+def _list_tree(root: Path, commit: str) -> list[str]:
+    return list_files(root, commit, ["environments", "roles", "modules"])
+
+
+def _tree(root: Path, commit: str, files: list[str], read_texts: bool) -> _Tree:
     envs = {f.split("/")[1] for f in files if f.startswith("environments/") and f.endswith("/env.yaml")
             and f.count("/") == 2}
     roles = {f.split("/")[1] for f in files
@@ -79,27 +93,44 @@ def _tree_names(root: Path, commit: str, read_texts: bool
                 env_texts[path.split("/")[1]] = text
             else:
                 module_texts[path.split("/")[1]] = text
-    return envs, roles, env_texts, module_texts
+    return _Tree(frozenset(envs), frozenset(roles), env_texts, module_texts)
 
 
-def _module_closure(env_text: str, module_texts: dict[str, str]) -> set[str]:
+def _opaque(text: str) -> bool:
+    """Whether which modules a text instantiates cannot be read off it: a `source:` or a key
+    written by Jinja, or a template it includes or imports (which could hold either)."""
+    return bool(TEMPLATE_STATEMENT.search(text) or COMPUTED_SOURCE.search(text) or COMPUTED_KEY.search(text))
+
+
+def _module_closure(env_text: str, module_texts: Mapping[str, str]) -> set[str]:
+    """The modules an environment may instantiate, directly or through other modules: every
+    module when one of the texts on the way is opaque."""
+    if _opaque(env_text):
+        return set(module_texts)
     used: set[str] = set()
     pending = SOURCE.findall(env_text)
     while pending:
         name = pending.pop()
         if name in used or name not in module_texts:
             continue
+        if _opaque(module_texts[name]):
+            return set(module_texts)
         used.add(name)
         pending.extend(SOURCE.findall(module_texts[name]))
     return used
 
 
-def _candidates(change: Change, names: tuple[set[str], set[str], dict[str, str], dict[str, str]]
-                ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-    _envs, roles, env_texts, module_texts = names
+def _reads_templates(env_text: str, modules: set[str], module_texts: Mapping[str, str]) -> bool:
+    """Whether an environment's render may read templates/: its env.yaml's values or one of its
+    modules include, import or extend one (which may in turn read any other)."""
+    return bool(TEMPLATE_STATEMENT.search(env_text)) or any(
+        TEMPLATE_STATEMENT.search(module_texts[m]) for m in modules if m in module_texts)
+
+
+def _candidates(change: Change, tree: _Tree) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     env_reasons: dict[str, set[str]] = {}
     role_reasons: dict[str, set[str]] = {}
-    uses = {env: _module_closure(text, module_texts) for env, text in env_texts.items()}
+    uses = {env: _module_closure(text, tree.module_texts) for env, text in tree.env_texts.items()}
     for path in sorted(change.paths):
         parts = path.split("/")
         if parts[0] == "environments" and len(parts) > 2:
@@ -110,13 +141,19 @@ def _candidates(change: Change, names: tuple[set[str], set[str], dict[str, str],
                     env_reasons.setdefault(env, set()).add(path)
         elif parts[0] == "roles" and len(parts) > 2:
             role_reasons.setdefault(parts[1], set()).add(path)
+            # an environment lists its roles: one added or removed can make it (un)loadable
+            for env, text in tree.env_texts.items():
+                if parts[1] in text:
+                    env_reasons.setdefault(env, set()).add(path)
         elif parts[0] == "templates":
-            name = "/".join(parts[1:])
-            for role in roles:
+            for role in tree.roles:
                 role_reasons.setdefault(role, set()).add(path)
             for env, modules in uses.items():
-                if any(name in module_texts.get(m, "") for m in modules):
+                if _reads_templates(tree.env_texts[env], modules, tree.module_texts):
                     env_reasons.setdefault(env, set()).add(path)
+        elif path == "pyproject.toml":
+            for role in tree.roles:  # image templates see [tool.opsgit] org
+                role_reasons.setdefault(role, set()).add(path)
     return env_reasons, role_reasons
 
 
@@ -249,14 +286,20 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
     change = changed_files(root, base, head)
     if not change.paths:
         return Affected(change.base, change.head, ())
-    shared_change = any(p.startswith(("modules/", "templates/")) for p in change.paths)
     # git does the work of these steps, so the two commits' run side by side
     with ThreadPoolExecutor(max_workers=2) as pool:
-        head_listing = pool.submit(_tree_names, root, change.head, shared_change)
-        base_names = _tree_names(root, change.base, shared_change)
-        head_names = head_listing.result()
-    env_reasons, role_reasons = _candidates(change, head_names)
-    more_envs, more_roles = _candidates(change, base_names)
+        head_listing = pool.submit(_list_tree, root, change.head)
+        base_files = _list_tree(root, change.base)
+        head_files = head_listing.result()
+        # the texts are needed to see which environments a shared file or a role's coming or going reaches
+        roles_changed = {f for f in head_files if f.startswith("roles/")} != \
+            {f for f in base_files if f.startswith("roles/")}
+        read_texts = roles_changed or any(p.startswith(("modules/", "templates/")) for p in change.paths)
+        head_reading = pool.submit(_tree, root, change.head, head_files, read_texts)
+        base_tree = _tree(root, change.base, base_files, read_texts)
+        head_tree = head_reading.result()
+    env_reasons, role_reasons = _candidates(change, head_tree)
+    more_envs, more_roles = _candidates(change, base_tree)
     for env, reasons in more_envs.items():
         env_reasons.setdefault(env, set()).update(reasons)
     for role, reasons in more_roles.items():
@@ -275,7 +318,7 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
         jobs = [("graph", env) for env in sorted(env_reasons)]
         jobs += [(kind, role) for role in sorted(role_reasons) for kind in ("image", "config")]
         compared = _compare((None if known is not None else base_directory, head_directory),
-                            (frozenset(base_names[1]), frozenset(head_names[1])), jobs, known)
+                            (base_tree.roles, head_tree.roles), jobs, known)
     outcomes = {(kind, name): (after, changed) for kind, name, after, changed in compared}
     environments = []
     for env in sorted(env_reasons):

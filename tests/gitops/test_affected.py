@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_example
+from tests.conftest import copy_example, write_tree
 
 
 def git(repo: Path, *args: str) -> str:
@@ -85,6 +85,63 @@ def test_deleted_environment_is_destroyed_and_rename_is_both(repo: Path) -> None
     git(repo, "mv", "environments/prod", "environments/production")
     git(repo, "commit", "-qm", "reshape")
     assert impacts(repo)["environments"] == {("staging", "destroy"), ("prod", "destroy"), ("production", "plan")}
+
+
+def on_main(repo: Path, change: Callable[[Path], None]) -> None:
+    """Make `change` part of the merge base too (the fixture's branch starts at main)."""
+    git(repo, "checkout", "-q", "main")
+    commit(repo, change)
+    git(repo, "checkout", "-q", "change")
+    git(repo, "reset", "-q", "--hard", "main")
+
+
+def test_a_template_an_env_yaml_value_includes(repo: Path) -> None:
+    def include(root: Path) -> None:
+        write_tree(root, {"templates/motd.txt": "welcome"})
+        replace(root / "environments/dev/env.yaml", '      name: "{{ var.name }}"\n',
+                '      name: "{{ var.name }}-{% include \'motd.txt\' %}"\n')
+    on_main(repo, include)
+    commit(repo, lambda r: write_tree(r, {"templates/motd.txt": "hello"}))
+    assert impacts(repo)["environments"] == {("dev", "plan")}
+
+
+def test_a_template_a_module_reaches_through_another_template(repo: Path) -> None:
+    def imports(root: Path) -> None:
+        write_tree(root, {"templates/names.j2": '{% import "suffix.j2" as s %}{% macro zone(n) %}{{ n }}.{{ s.tld() }}'
+                          '{% endmacro %}', "templates/suffix.j2": "{% macro tld() %}internal{% endmacro %}"})
+        replace(root / "modules/network/module.yaml", "resources:\n", '{% import "names.j2" as names %}\nresources:\n')
+        replace(root / "modules/network/module.yaml", 'name: "{{ var.name }}.ops.internal"',
+                'name: "{{ names.zone(var.name) }}"')
+    on_main(repo, imports)
+    commit(repo, lambda r: write_tree(r, {"templates/suffix.j2": "{% macro tld() %}corp{% endmacro %}"}))
+    assert impacts(repo)["environments"] == {("dev", "plan"), ("staging", "plan"), ("prod", "plan")}
+
+
+def test_a_module_instantiated_under_a_name_jinja_computes(repo: Path) -> None:
+    def nest(root: Path) -> None:
+        write_tree(root, {"modules/ns/module.yaml": "variables:\n  zone: {type: string}\n---\nresources:\n"
+                          "  aws_route53_record.ns:\n    zone_id: \"{{ var.zone }}\"\n    name: ns\n    type: NS\n"
+                          "    ttl: 300\n    records: [ns1.example.internal]\n"})
+        replace(root / "modules/network/module.yaml", "outputs:\n",
+                "modules:\n  dns:\n    source: \"{{ 'n' ~ 's' }}\"\n"
+                "    inputs: {zone: \"${aws_route53_zone.internal.zone_id}\"}\noutputs:\n")
+    on_main(repo, nest)
+    commit(repo, lambda r: replace(r / "modules/ns/module.yaml", "ttl: 300", "ttl: 600"))
+    assert impacts(repo)["environments"] == {("dev", "plan"), ("staging", "plan"), ("prod", "plan")}
+
+
+def test_a_role_an_environment_lists_removed(repo: Path) -> None:
+    git(repo, "rm", "-rq", "roles/consul")
+    git(repo, "commit", "-qm", "no consul role")
+    found = impacts(repo)
+    # every environment lists consul: none of them loads now, and planning says why
+    assert found["environments"] == {("dev", "plan"), ("staging", "plan"), ("prod", "plan")}
+    assert ("consul", "delete") in found["images"]
+
+
+def test_the_organisation_in_pyproject_reaches_every_image(repo: Path) -> None:
+    commit(repo, lambda r: replace(r / "pyproject.toml", "org = \"hashicorp-ops\"", "org = \"acme\""))
+    assert impacts(repo)["images"] == {("binstore", "build"), ("consul", "build"), ("web", "build")}
 
 
 def test_bad_refs_and_shallow_clones(repo: Path, tmp_path: Path) -> None:
