@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from opsgit.engine.graph import Graph
 from opsgit.errors import UserError
 from opsgit.render.artefacts import stable_json
-from opsgit.render.graph import EnvironmentRenderer, same_graph
+from opsgit.render.graph import Draft, EnvironmentRenderer, finish, same_rendering
 from opsgit.render.jinja import make_environment
 from opsgit.render.memo import InstanceMemo, freeze
 from opsgit.repo import load_repo
@@ -57,6 +57,17 @@ resources:
       targets: "{{ var.targets }}"
       banner: "{{ var.banner }}"
 """,
+    "modules/pool/module.yaml": """\
+variables:
+  size: {type: number}
+---
+resources:
+  null_resource.members:
+    count: {{ var.size }}
+    triggers: {size: "{{ var.size }}"}
+outputs:
+  members: ${null_resource.members[*].id}
+""",
     "templates/tags.j2": '{% macro owner() %}team-ops{% endmacro %}\n',
     "templates/motd.txt": "welcome",
 }
@@ -67,7 +78,9 @@ def prepare(root: Path) -> None:
     replace(root / "modules/network/module.yaml", "outputs:\n", "modules:\n  dns:\n    source: dns\n"
             "    inputs: {zone: \"${aws_route53_zone.internal.zone_id}\"}\noutputs:\n")
     replace(root / "environments/dev/env.yaml", "roles: [", "  monitor:\n    source: monitor\n    inputs:\n"
-            "      targets: ${module.web-east.addresses}\n      banner: \"{% include 'motd.txt' %}\"\nroles: [")
+            "      targets: ${module.web-east.addresses}\n      banner: \"{% include 'motd.txt' %}\"\n"
+            "  pool:\n    source: pool\n    inputs: {size: 0}\n"
+            "  watch:\n    source: monitor\n    inputs: {targets: \"${module.pool.members}\"}\nroles: [")
 
 
 def replace(path: Path, old: str, new: str) -> None:
@@ -98,6 +111,13 @@ CASES: dict[str, tuple[Callable[[Path], None], set[str]]] = {
                                       "  aws_security_group.allow_all:\n    count: 1\n"), ALL),
     "an output other instances read, removed": (
         edit("modules/network/module.yaml", "  zone_name: ${aws_route53_zone.internal.name}\n", ""), ALL),
+    # the pool's draft has no resources either way; only its empty block, which the watch reads, is gone
+    "a block without instances that another instance reads, gone": (
+        lambda root: (replace(root / "modules/pool/module.yaml", "  null_resource.members:", "{% if var.size %}\n"
+                              "  null_resource.members:"),
+                      replace(root / "modules/pool/module.yaml", "outputs:", "{% endif %}\noutputs:")), {"dev"}),
+    "an environment's own output": (edit("environments/dev/env.yaml", "  redis_address: ${module.redis.redis_address}",
+                                         "  redis_address: ${module.web-east.hostname}"), {"dev"}),
     "a default no environment takes": (edit("modules/webapp/module.yaml", "count: {type: number, default: 1}",
                                             "count: {type: number, default: 2}"), set()),
     "an instance moved to an identical module": (
@@ -115,9 +135,18 @@ def rendered(value: Graph | str, *, sources: bool = True) -> bytes:
     return value.encode() if isinstance(value, str) else stable_json(value.to_json(sources=sources))
 
 
-def graph_or_error(renderer: EnvironmentRenderer, env: str, memo: InstanceMemo | None) -> Graph | str:
+def draft_or_error(renderer: EnvironmentRenderer, env: str, memo: InstanceMemo | None) -> Draft | str:
     try:
-        return renderer.graph(env, memo)
+        return renderer.draft(env, memo)
+    except UserError as error:
+        return f"unrenderable: {error}"
+
+
+def finished(draft: Draft | str) -> Graph | str:
+    if isinstance(draft, str):
+        return draft
+    try:
+        return finish(draft)
     except UserError as error:
         return f"unrenderable: {error}"
 
@@ -138,13 +167,13 @@ def test_a_memo_render_is_the_separate_renders(tmp_path: Path, case: str) -> Non
     sides = renderer(base), renderer(head)
     changed = set()
     for env in sorted(ALL):
-        separate = [graph_or_error(side, env, None) for side in sides]
+        separate = [finished(draft_or_error(side, env, None)) for side in sides]
         memo = InstanceMemo()
-        together = [graph_or_error(side, env, memo) for side in sides]
-        assert [rendered(g) for g in together] == [rendered(g) for g in separate], env
+        drafts = [draft_or_error(side, env, memo) for side in sides]
+        assert [rendered(finished(d)) for d in drafts] == [rendered(g) for g in separate], env
         differs = rendered(separate[0], sources=False) != rendered(separate[1], sources=False)
-        if isinstance(together[0], Graph) and isinstance(together[1], Graph):
-            assert same_graph(*together) is not differs, env
+        if isinstance(drafts[0], Draft) and isinstance(drafts[1], Draft):
+            assert same_rendering(*drafts) is not differs, env
             assert memo.instances, "the base side recorded its instances"
         if differs:
             changed.add(env)
@@ -158,12 +187,11 @@ def test_the_head_side_replays_what_did_not_change(tmp_path: Path) -> None:
     replace(head / "modules/redis/module.yaml", "default: t3.small", "default: t3.medium")
     sides = renderer(base), renderer(head)
     memo = InstanceMemo()
-    before = sides[0].graph("dev", memo)
-    after = sides[1].graph("dev", memo)
-    # every instance but redis was replayed: their finished resources are the very same objects
-    shared = {address for address in before.resources if before.resources[address] is after.resources.get(address)}
-    assert shared == {a for a in before.resources if not a.startswith("module.redis.")}
-    assert not same_graph(before, after)
+    drafts = sides[0].draft("dev", memo), sides[1].draft("dev", memo)
+    before, after = (draft.build.resources for draft in drafts)
+    # every instance but redis was replayed: their resources are the very same objects
+    assert {a for a in before if before[a] is after.get(a)} == {a for a in before if not a.startswith("module.redis.")}
+    assert not same_rendering(*drafts)
 
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(-3, 3, allow_nan=False),

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsgit.config import load_settings
-from opsgit.engine.graph import Graph
 from opsgit.errors import UserError
 from opsgit.gitops.diff import Change, changed_files, content_id, export_tree, list_files, read_files
 from opsgit.render.artefacts import Renderer
-from opsgit.render.graph import EnvironmentRenderer, same_graph
+from opsgit.render.graph import Draft, EnvironmentRenderer, same_rendering
 from opsgit.render.memo import InstanceMemo
 from opsgit.render.pipeline import read_manifest, renderers
 from opsgit.repo import Repo, load_repo
@@ -192,8 +191,8 @@ def _render_pairs(work: _Work) -> list[_Outcome]:
             continue
         memo = InstanceMemo() if kind == "graph" else None
         before, after = (_render_one(side, kind, name, memo) for side in sides)
-        if isinstance(before, Graph) and isinstance(after, Graph):
-            changed = not same_graph(before, after)
+        if isinstance(before, Draft) and isinstance(after, Draft):
+            changed = not same_rendering(before, after)
         else:
             changed = before != after
         results.append((kind, name, after is not None, changed))
@@ -201,9 +200,9 @@ def _render_pairs(work: _Work) -> list[_Outcome]:
 
 
 def _render_one(side: tuple[Repo, dict[str, Renderer], dict[str, str]], kind: str, name: str,
-                memo: InstanceMemo | None) -> Graph | str | None:
-    """One artefact on one side: with a memo, an environment's graph (compared with the other
-    side's by `same_graph`), else the artefact's hash; None when it does not exist there, and
+                memo: InstanceMemo | None) -> Draft | str | None:
+    """One artefact on one side: with a memo, an environment's draft (compared with the other
+    side's by `same_rendering`), else the artefact's hash; None when it does not exist there, and
     `unrenderable: <error>` when it does not render (a change that planning will explain)."""
     repo, by_kind, failures = side
     if kind == "graph" and name in failures:
@@ -213,7 +212,7 @@ def _render_one(side: tuple[Repo, dict[str, Renderer], dict[str, str]], kind: st
     renderer = by_kind[kind]
     try:
         if memo is not None and isinstance(renderer, EnvironmentRenderer):
-            return renderer.graph(name, memo)
+            return renderer.draft(name, memo)
         return renderer.render(name).hash
     except UserError as error:
         return f"unrenderable: {error}"

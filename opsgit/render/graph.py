@@ -11,7 +11,6 @@ second time with the module's own path; the marks are removed once the graph is 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import re
@@ -23,7 +22,7 @@ import jinja2
 
 from opsgit.engine import refs
 from opsgit.engine.graph import Graph, Resource, topological_order
-from opsgit.errors import ConfigError, RenderError
+from opsgit.errors import ConfigError, RenderError, UserError
 from opsgit.render.artefacts import Artefact, stable_json
 from opsgit.render.jinja import (
     SANDBOX_HINT,
@@ -92,8 +91,13 @@ class GraphRenderer:
 
     # -- public ------------------------------------------------------------------------------
 
-    def render(self, env: Environment, memo: InstanceMemo | None = None) -> tuple[Graph, set[str]]:
-        """The environment's graph and the repository files it read. With a `memo`, module
+    def render(self, env: Environment) -> tuple[Graph, set[str]]:
+        """The environment's graph and the repository files it read."""
+        draft = self.draft(env)
+        return finish(draft), set(draft.build.reads)
+
+    def draft(self, env: Environment, memo: InstanceMemo | None = None) -> Draft:
+        """The environment rendered up to its references (see `Draft`). With a `memo`, module
         instances recorded by an earlier render of the same environment are replayed."""
         build = _Build(env, memo=memo)
         if memo is not None:
@@ -113,16 +117,12 @@ class GraphRenderer:
                                  (), outputs, env.origin.child("outputs", name))
             for name, value in env.outputs.items()
         }
-        resources = self._finish(build)
-        graph = Graph(
-            env=env.name, resources=resources, outputs=_unmark(env_outputs),
+        return Draft(
+            build=build, outputs=_unmark(env_outputs),
             sensitive_outputs=frozenset(name for name, value in env.outputs.items()
                                         if _mentions_sensitive(value, env.sensitive_variables)),
             providers=self._render_value(dict(env.providers), env.origin.child("providers"), context),
-            state=dict(env.state), lock=dict(env.lock),
         )
-        graph.order()
-        return graph, build.reads
 
     # -- Jinja in env.yaml values ------------------------------------------------------------
 
@@ -452,83 +452,83 @@ class GraphRenderer:
         found = origin.line_of("${" + expression, default=line or origin.line)
         return RenderError(message, file=origin.file, line=found, hint=hint)
 
-    # -- finishing ---------------------------------------------------------------------------
 
-    def _finish(self, build: _Build) -> dict[str, Resource]:
-        """Remove the absolute marks, check every reference, and derive the dependency edges.
+# -- finishing -------------------------------------------------------------------------------
 
-        With a memo, a resource the other commit's render finished is taken as it was when it is
-        the same resource and every block and module its edges came from has the same instances."""
-        memo = build.memo.finished if build.memo is not None else None
-        if memo is None:
-            return {address: self._finish_one(build, address, resource, None)
-                    for address, resource in build.resources.items()}
-        tables: dict[str, Mapping[str, Any]] = {"blocks": build.blocks, "modules": build.module_resources}
-        finished: dict[str, Resource] = {}
-        for address, resource in build.resources.items():
-            known = memo.get(id(resource))
-            if known is not None and all(tables[table].get(key) == value for table, key, value in known[2]):
-                finished[address] = known[1]
-                continue
-            consulted: list[tuple[str, str, Any]] = []
-            finished[address] = self._finish_one(build, address, resource, consulted)
-            memo[id(resource)] = (resource, finished[address], tuple(consulted))
-        return finished
+@dataclass(frozen=True)
+class Draft:
+    """An environment rendered up to its references: every resource with its attributes as
+    rendered (references absolute, still marked), the blocks and modules they belong to, and the
+    environment's outputs. `finish` checks the references and derives the dependency edges, the
+    same function on any commit: affected detection compares drafts, finishing only what differs."""
 
-    def _finish_one(self, build: _Build, address: str, resource: Resource,
-                    consulted: list[tuple[str, str, Any]] | None) -> Resource:
-        """`consulted` collects the blocks and modules the dependency edges were derived from."""
-        found: list[str] = []
-        attributes = _unmark_collecting(resource.attributes, found)
-        dependencies: set[str] = set()
-        for expression in found:
-            dependencies.update(self._targets(build, resource, expression, consulted))
-        for explicit in resource.dependencies:
-            if explicit.startswith("/module:"):
-                module = explicit[len("/module:"):]
-                if module not in build.module_resources:
-                    raise _at(build, resource, f"depends_on names unknown module {module!r}")
-                if consulted is not None:
-                    consulted.append(("modules", module, build.module_resources[module]))
-                dependencies.update(build.module_resources[module])
-            else:
-                # As in Terraform, depends_on on a counted block means every one of its instances.
-                target = explicit.lstrip("/")
-                block = build.blocks.get(target)
-                whole = block is not None and block.counted
-                dependencies.update(self._targets(build, resource, target + ("[*].id" if whole else ".id"),
-                                                  consulted))
-        dependencies.discard(address)
-        return Resource(
-            address=address, module=resource.module, type=resource.type, name=resource.name,
-            index=resource.index, provider=resource.provider, attributes=attributes,
-            dependencies=tuple(sorted(dependencies)), lifecycle=resource.lifecycle, source=resource.source)
+    build: _Build
+    outputs: Mapping[str, Any]
+    sensitive_outputs: frozenset[str]
+    providers: Mapping[str, Any]
 
-    def _targets(self, build: _Build, resource: Resource, expression: str,
-                 consulted: list[tuple[str, str, Any]] | None = None) -> list[str]:
-        try:
-            ref = refs.parse_resource(expression)
-        except refs.ReferenceSyntaxError as error:
-            raise _at(build, resource, str(error)) from None
-        block = build.blocks.get(ref.block)
-        if consulted is not None:
-            # the instances that exist, and so every check below, follow from the block
-            consulted.append(("blocks", ref.block, block))
-        if block is None:
-            relative = _relative(ref.block, resource.module)
-            siblings = [_relative(b, resource.module) for b in build.blocks
-                        if b.startswith(resource.module)]
-            raise _at(build, resource, f"{resource.address} refers to missing resource {relative}",
-                      suggest(relative, siblings) or "declare it, or fix the reference", needle=relative)
-        if ref.splat:
-            return list(block.instances)
-        if block.counted and ref.index is None:
-            raise _at(build, resource, f"{_relative(ref.block, resource.module)} has count or for_each; "
-                      "pick an instance", f"use {_relative(ref.block, resource.module)}[0] or [*]")
-        if ref.address not in build.resources:
-            raise _at(build, resource, f"{resource.address} refers to missing instance "
-                      f"{_relative(ref.address, resource.module)}", "check the index against count")
-        return [ref.address]
+
+def finish(draft: Draft) -> Graph:
+    build = draft.build
+    graph = _graph(draft, {address: _finish_one(build, address, resource)
+                           for address, resource in build.resources.items()})
+    graph.order()
+    return graph
+
+
+def _graph(draft: Draft, resources: Mapping[str, Resource]) -> Graph:
+    env = draft.build.env
+    return Graph(env=env.name, resources=resources, outputs=draft.outputs, sensitive_outputs=draft.sensitive_outputs,
+                 providers=draft.providers, state=dict(env.state), lock=dict(env.lock))
+
+
+def _finish_one(build: _Build, address: str, resource: Resource) -> Resource:
+    """Remove the absolute marks, check every reference, and derive the dependency edges."""
+    found: list[str] = []
+    attributes = _unmark_collecting(resource.attributes, found)
+    dependencies: set[str] = set()
+    for expression in found:
+        dependencies.update(_targets(build, resource, expression))
+    for explicit in resource.dependencies:
+        if explicit.startswith("/module:"):
+            module = explicit[len("/module:"):]
+            if module not in build.module_resources:
+                raise _at(build, resource, f"depends_on names unknown module {module!r}")
+            dependencies.update(build.module_resources[module])
+        else:
+            # As in Terraform, depends_on on a counted block means every one of its instances.
+            target = explicit.lstrip("/")
+            block = build.blocks.get(target)
+            whole = block is not None and block.counted
+            dependencies.update(_targets(build, resource, target + ("[*].id" if whole else ".id")))
+    dependencies.discard(address)
+    return Resource(
+        address=address, module=resource.module, type=resource.type, name=resource.name,
+        index=resource.index, provider=resource.provider, attributes=attributes,
+        dependencies=tuple(sorted(dependencies)), lifecycle=resource.lifecycle, source=resource.source)
+
+
+def _targets(build: _Build, resource: Resource, expression: str) -> list[str]:
+    try:
+        ref = refs.parse_resource(expression)
+    except refs.ReferenceSyntaxError as error:
+        raise _at(build, resource, str(error)) from None
+    block = build.blocks.get(ref.block)
+    if block is None:
+        relative = _relative(ref.block, resource.module)
+        siblings = [_relative(b, resource.module) for b in build.blocks
+                    if b.startswith(resource.module)]
+        raise _at(build, resource, f"{resource.address} refers to missing resource {relative}",
+                  suggest(relative, siblings) or "declare it, or fix the reference", needle=relative)
+    if ref.splat:
+        return list(block.instances)
+    if block.counted and ref.index is None:
+        raise _at(build, resource, f"{_relative(ref.block, resource.module)} has count or for_each; "
+                  "pick an instance", f"use {_relative(ref.block, resource.module)}[0] or [*]")
+    if ref.address not in build.resources:
+        raise _at(build, resource, f"{resource.address} refers to missing instance "
+                  f"{_relative(ref.address, resource.module)}", "check the index against count")
+    return [ref.address]
 
 
 def _at(build: _Build, resource: Resource, message: str, hint: str | None = None,
@@ -757,9 +757,9 @@ class EnvironmentRenderer:
     def names(self, repo: Repo) -> list[str]:
         return sorted(repo.environments)
 
-    def graph(self, name: str, memo: InstanceMemo | None = None) -> Graph:
-        """The environment's graph alone, for comparing two commits (see `same_graph`)."""
-        return self.graphs.render(self.repo.environments[name], memo)[0]
+    def draft(self, name: str, memo: InstanceMemo | None = None) -> Draft:
+        """The environment's draft, for comparing two commits (see `same_rendering`)."""
+        return self.graphs.draft(self.repo.environments[name], memo)
 
     def render(self, name: str) -> Artefact:
         graph, reads = self.graphs.render(self.repo.environments[name])
@@ -769,22 +769,36 @@ class EnvironmentRenderer:
                         reads=frozenset(reads), annotations={f"envs/{name}/sources.json": stable_json(sources)})
 
 
-def same_graph(first: Graph, second: Graph) -> bool:
-    """Whether two graphs render to the same graph.json bytes: what their artefact hashes
-    compare, found without encoding the resources two renders share through a memo."""
-    if list(first.resources) != list(second.resources):
+def same_rendering(first: Draft, second: Draft) -> bool:
+    """Whether two drafts of one environment finish into the same graph.json bytes (what their
+    artefact hashes compare), finishing only the resources that differ: a resource the two
+    drafts share (the memo replayed it) finishes alike when the blocks and modules its edges
+    come from have the same instances on both sides. A draft that does not finish differs."""
+    mine, theirs = first.build, second.build
+    if list(mine.resources) != list(theirs.resources):
         return False
-    for address, mine in first.resources.items():
-        theirs = second.resources[address]
-        if mine is theirs or (
-                mine.attributes is theirs.attributes and mine.lifecycle is theirs.lifecycle
-                and mine.dependencies == theirs.dependencies and type(mine.index) is type(theirs.index)
-                and mine.index == theirs.index and mine.provider == theirs.provider):
-            continue  # address, module, type and name follow from the address
-        if stable_json(mine.to_json(sources=False)) != stable_json(theirs.to_json(sources=False)):
-            return False
-    return stable_json(_without_resources(first)) == stable_json(_without_resources(second))
+    try:
+        if mine.blocks != theirs.blocks or mine.module_resources != theirs.module_resources:
+            return same_graph(finish(first), finish(second))
+        for address, resource in mine.resources.items():
+            other = theirs.resources[address]
+            if resource is not other and _finished_json(mine, address, resource) != \
+                    _finished_json(theirs, address, other):
+                return False
+    except UserError:
+        return False
+    return _graph_fields(first) == _graph_fields(second)
 
 
-def _without_resources(graph: Graph) -> dict[str, Any]:
-    return dataclasses.replace(graph, resources={}).to_json(sources=False)
+def same_graph(first: Graph, second: Graph) -> bool:
+    """Whether two graphs are the same graph.json bytes."""
+    return stable_json(first.to_json(sources=False)) == stable_json(second.to_json(sources=False))
+
+
+def _finished_json(build: _Build, address: str, resource: Resource) -> bytes:
+    return stable_json(_finish_one(build, address, resource).to_json(sources=False))
+
+
+def _graph_fields(draft: Draft) -> bytes:
+    """Everything of the graph.json but the resources."""
+    return stable_json(_graph(draft, {}).to_json())

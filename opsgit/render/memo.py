@@ -35,15 +35,11 @@ class InstanceRecord:
 
 @dataclass
 class InstanceMemo:
-    """Records of one environment's module instances, and each resource's finished attributes."""
+    """Records of one environment's module instances, and of its own instances' rendered inputs."""
 
     instances: dict[tuple[Any, ...], InstanceRecord] = field(default_factory=dict)
     # (inputs as written in env.yaml, what its Jinja sees) -> the inputs rendered
     values: dict[tuple[Any, Any], Any] = field(default_factory=dict)
-    # id(unfinished resource) -> (that resource, kept alive so that the id stays its own;
-    #   the finished resource; (table, key, value) of each block and module its edges came from)
-    finished: dict[int, tuple[Resource, Resource, tuple[tuple[str, str, Any], ...]]] = \
-        field(default_factory=dict)
 
 
 def freeze(value: Any) -> Any:

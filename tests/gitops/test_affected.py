@@ -181,3 +181,20 @@ def test_a_complete_render_of_the_merge_base_gives_the_same_answer(repo: Path, c
     subprocess.run([sys.executable, "-m", "opsgit", "render"], cwd=repo, capture_output=True, check=False)
     git(repo, "checkout", "-q", "change")
     assert json.loads(affected(repo).stdout)["base_from_build"] is False  # rendered with an uncommitted edit
+
+
+def test_an_exported_commit_holds_regular_files_only(repo: Path, tmp_path: Path) -> None:
+    from opsgit.gitops.diff import export_tree
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cr3t-outside-the-repository")
+    (repo / "templates/outside.txt").symlink_to(secret)
+    (repo / "templates/link-dir").symlink_to(tmp_path)
+    commit(repo, lambda r: None)
+    target = tmp_path / "export"
+    target.mkdir()
+    written = export_tree(repo, "HEAD", target, ["templates", "modules/redis"])
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == [
+        "modules", "modules/redis", "modules/redis/module.yaml", "templates", "templates/macros.j2",
+        "templates/packer.json.j2"]
+    assert written == 3
