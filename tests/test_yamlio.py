@@ -126,14 +126,20 @@ def test_random_fragments_load_alike(parts: list[str]) -> None:
     assert load(text, yamlio.FastLoader) == load(text, GeneralLoader)
 
 
-def test_bodies_rendered_by_the_example_load_alike(tmp_path: Path) -> None:
-    from opsgit.render import graph
+def test_bodies_rendered_by_the_example_load_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from opsgit.render.pipeline import render_selection
     from opsgit.repo import load_repo
     from tests.conftest import copy_example
 
-    graph._PARSED.clear()
+    parsed: list[str] = []
+    parse = yamlio.parse
+
+    def recording(text: str, file: str, **kwargs: Any) -> Any:
+        parsed.append(text)
+        return parse(text, file, **kwargs)
+
+    monkeypatch.setattr(yamlio, "parse", recording)
     render_selection(load_repo(copy_example(tmp_path / "ops")), workers=1)
-    assert len(graph._PARSED) > 10
-    for text in graph._PARSED:
+    assert len(parsed) > 10
+    for text in parsed:
         assert load(text, yamlio.FastLoader) == load(text, GeneralLoader)

@@ -46,11 +46,6 @@ BUILTIN_PROVIDERS = ("local", "null")
 RESOURCE_KEY = re.compile(r"^([a-z][a-z0-9]*_[a-z0-9_]+)\.([A-Za-z_][\w-]*)$")
 WHOLE_EXPRESSION = re.compile(r"^\{\{(.*)\}\}$", re.DOTALL)
 MAX_MODULE_DEPTH = 16
-# Rendered module bodies parsed, by their text. Parsing is the most expensive step of a render,
-# and rendering the same commit twice (affected detection renders base and head) repeats most
-# bodies verbatim. The parsed values are never mutated: every later step builds new values.
-PARSED_CACHE_SIZE = 50_000
-_PARSED: dict[str, Any] = {}
 MAX_COUNT = 100_000
 
 
@@ -288,16 +283,11 @@ class GraphRenderer:
             "module": {"name": path[-1], "path": _module_address(path), "source": module.name},
         }
         text = render(template, module.file, context, module.body)
-        parsed = _PARSED.get(text)
-        if parsed is None:
-            try:
-                parsed = yamlio.parse(text, module.file)
-            except ConfigError as error:
-                raise ConfigError(error.message, file=module.file, line=_source_line(module.body, text, error.line),
-                                  hint=error.hint) from None
-            if len(_PARSED) >= PARSED_CACHE_SIZE:
-                _PARSED.clear()
-            _PARSED[text] = parsed
+        try:
+            parsed = yamlio.parse(text, module.file)
+        except ConfigError as error:
+            raise ConfigError(error.message, file=module.file, line=_source_line(module.body, text, error.line),
+                              hint=error.hint) from None
         body = expect_mapping(parsed, module.origin, "the rendered module body")
         check_keys(body, module.origin, BODY_KEYS)
         children = tuple(
