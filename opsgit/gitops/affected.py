@@ -30,8 +30,8 @@ from opsgit.repo import Repo, load_repo
 
 SOURCE = re.compile(r"""source:\s*["']?([A-Za-z0-9_-]+)""")
 TEMPLATE_STATEMENT = re.compile(r"\{%-?\s*(include|import|from|extends)\b")
-COMPUTED_SOURCE = re.compile(r"source.*(\{\{|\{%)")
-COMPUTED_KEY = re.compile(r"""(^|[\s{,])["']?\{\{[^}]*\}\}["']?\s*:""", re.MULTILINE)
+COMPUTED_SOURCE = re.compile(r"""\bsource["']?\s*:[^\n]*(\{\{|\{%)""")
+COMPUTED_KEY = re.compile(r"""(^|[\s{,])["']?\{\{[^}]*\}\}["']?\s*:(\s|$)""", re.MULTILINE)
 SHARED = ("pyproject.toml", "modules", "templates")
 
 

@@ -198,3 +198,24 @@ def test_an_exported_commit_holds_regular_files_only(repo: Path, tmp_path: Path)
         "modules", "modules/redis", "modules/redis/module.yaml", "templates", "templates/macros.j2",
         "templates/packer.json.j2"]
     assert written == 3
+
+
+@pytest.mark.parametrize(("text", "opaque"), [
+    ('    source: "{{ var.kind }}"', True),        # a child module named by Jinja
+    ('  "source": "{{ k }}"', True),
+    ("  {{ name }}:\n    source: redis", True),    # a key written by Jinja could be `source`
+    ('  {"{{ k }}": 1}', True),
+    ('{% import "names.j2" as names %}', True),    # a template could hold modules: too
+    ('{%- include "x.j2" %}', True),
+    ('address: "{{ var.name }}:{{ var.port }}"', False),
+    ('source_ami: "{{ var.ami }}"', False),
+    ('description: "open source {{ x }}"', False),
+    ("  aws_launch_configuration.{{ colour }}:", False),
+    ("    source: redis", False),
+])
+def test_which_texts_hide_the_modules_they_instantiate(text: str, opaque: bool) -> None:
+    from opsgit.gitops.affected import _opaque
+
+    # an opaque text makes every module a candidate for its environments; a false positive only
+    # costs renders, a false negative would miss an affected environment
+    assert _opaque(text) is opaque
