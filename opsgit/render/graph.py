@@ -220,22 +220,26 @@ class GraphRenderer:
             chain = " -> ".join([*build.stack, module.name])
             raise instance.origin.error(f"module {module.name!r} instantiates itself: {chain}",
                                         "a module may not contain itself, directly or through others")
-        memo = build.memo
-        if memo is None:
-            return self._instantiate_recorded(build, instance, module, inputs, path)
+        if build.memo is None:
+            return self._instantiate_fresh(build, instance, module, inputs, path)
+        return self._replay_or_record(build, build.memo, instance, module, inputs, path)
+
+    def _replay_or_record(self, build: _Build, memo: InstanceMemo, instance: ModuleInstance, module: Module,
+                          inputs: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+        """Replay the other commit's record of this very instance, or render it and record it."""
         key = (module.name, self._fingerprint(module), path, tuple(build.stack), freeze(inputs),
                build.environment_key)
         record = memo.instances.get(key)
-        if record is not None and all(self._fingerprint(self.repo.modules[name]) == fingerprint
-                                      if name in self.repo.modules else False
-                                      for name, fingerprint in record.modules):
+        if record is not None and all(name in self.repo.modules and self._fingerprint(self.repo.modules[name]) == used
+                                      for name, used in record.modules):
             _replay(build, record)
             return dict(record.outputs)
         counts = len(build.resources), len(build.blocks), len(build.module_resources), len(build.origins)
+        # the instance's own reads and modules, collected apart and then added to the build's
         reads, used = build.reads, build.modules_used
         build.reads, build.modules_used = set(), set()
         try:
-            outputs = self._instantiate_recorded(build, instance, module, inputs, path)
+            outputs = self._instantiate_fresh(build, instance, module, inputs, path)
             own_reads, own_modules = build.reads, build.modules_used
         finally:
             reads.update(build.reads)
@@ -247,8 +251,8 @@ class GraphRenderer:
             reads=frozenset(own_reads), modules=tuple(sorted(own_modules)), outputs=outputs)
         return outputs
 
-    def _instantiate_recorded(self, build: _Build, instance: ModuleInstance, module: Module,
-                              inputs: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    def _instantiate_fresh(self, build: _Build, instance: ModuleInstance, module: Module,
+                           inputs: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
         if build.memo is not None:
             build.modules_used.add((module.name, self._fingerprint(module)))
         build.stack.append(module.name)
