@@ -1,11 +1,13 @@
 """Which environments and images a change affects — exactly.
 
 The changed files between the merge base and head name candidates, conservatively (a module
-file makes every environment that uses it, directly or through other modules, a candidate).
-Each candidate is then rendered at both commits and its content hash compared: an edit that
-renders the same bytes (a comment, whitespace) affects nothing, and nothing whose output changed
-is missed. Only candidates are loaded and rendered, so a one-file change costs a few renders,
-not the whole monorepo.
+file makes every environment that may instantiate it, directly or through other modules, a
+candidate). Each candidate is then rendered at both commits and the bytes it renders to compared:
+an edit that renders the same bytes (a comment, whitespace) affects nothing, and nothing whose
+output changed is missed. Only candidates are loaded and rendered, so a one-file change costs a
+few renders, not the whole monorepo; and the head side of an environment replays every module
+instance the merge base's side rendered alike (render/memo.py), so a change to a module every
+environment uses costs about one render of them, not two.
 """
 
 from __future__ import annotations
@@ -173,9 +175,8 @@ _Outcome = tuple[str, str, bool, bool]
 
 def _render_pairs(work: _Work) -> list[_Outcome]:
     """Load just this share's environments and roles at both commits, then render each artefact at
-    base and head one after the other: the head side finds the module bodies it shares with the
-    base side already parsed, every unchanged template compiled, and every module instance whose
-    module and inputs are unchanged recorded, so it replays those instead of rendering them."""
+    base and head one after the other: the head side finds every unchanged template compiled and
+    every module instance whose module and inputs are unchanged recorded, and replays those."""
     envs = {name for kind, name in work.jobs if kind == "graph"}
     roles = {name for kind, name in work.jobs if kind != "graph"}
     sides: list[tuple[Repo, dict[str, Renderer], dict[str, str]]] = []
