@@ -24,17 +24,18 @@ from pathlib import Path
 from opsgit.config import load_settings
 from opsgit.errors import UserError
 from opsgit.gitops.diff import Change, changed_files, content_id, export_tree, list_files, read_files
-from opsgit.render.artefacts import Renderer
+from opsgit.render.artefacts import Renderer, stable_json
 from opsgit.render.graph import Draft, EnvironmentRenderer, same_rendering
 from opsgit.render.memo import InstanceMemo
 from opsgit.render.pipeline import read_manifest, renderers
-from opsgit.repo import Repo, load_repo
+from opsgit.repo import Repo, load_repo, yamlio
 
 SOURCE = re.compile(r"""source:\s*["']?([A-Za-z0-9_-]+)""")
 TEMPLATE_STATEMENT = re.compile(r"\{%-?\s*(include|import|from|extends)\b")
 COMPUTED_SOURCE = re.compile(r"""\bsource["']?\s*:[^\n]*(\{\{|\{%)""")
 COMPUTED_KEY = re.compile(r"""(^|[\s{,])["']?\{\{[^}]*\}\}["']?\s*:(\s|$)""", re.MULTILINE)
 SHARED = ("pyproject.toml", "modules", "templates")
+ENV_FILE = re.compile(r"environments/[^/]+/env\.yaml")
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,39 @@ def _compare(directories: tuple[Path | None, Path], role_names: tuple[frozenset[
     return [row for share in shares for row in _render_pairs(share)]
 
 
+def _image_builds(root: Path, change: Change, roles: frozenset[str]) -> dict[str, set[str]]:
+    """Images an environment now builds differently although their templates are the same: its
+    env.yaml's `images:` (the Packer builder and variables) changed, or it lists the role anew
+    (a new environment lists all its roles anew). Role -> the env.yaml files that say so."""
+    paths = [path for path in change.paths if ENV_FILE.fullmatch(path)]
+    if not paths:
+        return {}
+    before, after = read_files(root, change.base, paths), read_files(root, change.head, paths)
+    builds: dict[str, set[str]] = {}
+    for path in paths:
+        new = _image_inputs(after.get(path), path)
+        if new is None:
+            continue  # deleted, or unreadable: the environment itself is affected and says why
+        old = _image_inputs(before.get(path), path) or (b"", frozenset())
+        for role in sorted(new[1] & roles):
+            if new[0] != old[0] or role not in old[1]:
+                builds.setdefault(role, set()).add(path)
+    return builds
+
+
+def _image_inputs(data: bytes | None, path: str) -> tuple[bytes, frozenset[str]] | None:
+    """An env.yaml's image settings (as stable JSON) and the roles it lists."""
+    if data is None:
+        return None
+    try:
+        document = yamlio.parse(data.decode("utf-8", "replace"), path)
+    except UserError:
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("roles", []), list):
+        return None
+    return stable_json(document.get("images")), frozenset(str(role) for role in document.get("roles", []))
+
+
 def _export(root: Path, commit: str, directory: Path, paths: list[str]) -> None:
     directory.mkdir()
     export_tree(root, commit, directory, paths)
@@ -325,12 +359,16 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
         exists, changed = outcomes[("graph", env)]
         if changed:
             environments.append(Impact(env, "plan" if exists else "destroy", tuple(sorted(env_reasons[env]))))
+    builds = _image_builds(root, change, head_tree.roles)
     images: list[Impact] = []
     configs: list[Impact] = []
-    for role in sorted(role_reasons):
+    for role in sorted(set(role_reasons) | set(builds)):
         for kind, bucket in (("image", images), ("config", configs)):
-            exists, changed = outcomes[(kind, role)]
-            if changed:
-                bucket.append(Impact(role, "build" if exists else "delete", tuple(sorted(role_reasons[role]))))
+            exists, changed = outcomes.get((kind, role), (True, False))
+            reasons = role_reasons.get(role, set()) if changed else set()
+            if kind == "image":
+                reasons = reasons | builds.get(role, set())
+            if reasons:
+                bucket.append(Impact(role, "build" if exists else "delete", tuple(sorted(reasons))))
     return Affected(change.base, change.head, tuple(sorted(change.paths)), tuple(environments), tuple(images),
                     tuple(configs), known is not None)

@@ -219,3 +219,18 @@ def test_which_texts_hide_the_modules_they_instantiate(text: str, opaque: bool) 
     # an opaque text makes every module a candidate for its environments; a false positive only
     # costs renders, a false negative would miss an affected environment
     assert _opaque(text) is opaque
+
+
+def test_an_environment_s_image_settings_reach_its_images_only(repo: Path) -> None:
+    commit(repo, lambda r: replace(r / "environments/staging/env.yaml", "    instance_type: t3.small\n",
+                                   "    instance_type: t3.medium\n"))
+    result = json.loads(affected(repo).stdout)
+    # the templates are the same, but staging's Packer variables changed: its builds of every role it runs
+    assert {(i["name"], i["action"], tuple(i["reasons"])) for i in result["images"]} == {
+        (role, "build", ("environments/staging/env.yaml",)) for role in ("binstore", "consul", "web")}
+    assert result["environments"] == [] and result["configs"] == []
+
+
+def test_an_env_yaml_edit_elsewhere_builds_no_image(repo: Path) -> None:
+    commit(repo, lambda r: replace(r / "environments/prod/env.yaml", "count: 4", "count: 5"))
+    assert impacts(repo) == {"environments": {("prod", "plan")}, "images": set(), "configs": set()}
