@@ -36,6 +36,7 @@ COMPUTED_SOURCE = re.compile(r"""\bsource["']?\s*:[^\n]*(\{\{|\{%)""")
 COMPUTED_KEY = re.compile(r"""(^|[\s{,])["']?\{\{[^}]*\}\}["']?\s*:(\s|$)""", re.MULTILINE)
 SHARED = ("pyproject.toml", "modules", "templates")
 ENV_FILE = re.compile(r"environments/[^/]+/env\.yaml")
+ROLE_FILE = re.compile(r"roles/[^/]+/role\.yaml")
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,8 @@ def _list_tree(root: Path, commit: str) -> list[str]:
 
 
 def _tree(root: Path, commit: str, files: list[str], read_texts: bool) -> _Tree:
-    envs = {f.split("/")[1] for f in files if f.startswith("environments/") and f.endswith("/env.yaml")
-            and f.count("/") == 2}
-    roles = {f.split("/")[1] for f in files
-             if f.startswith("roles/") and f.endswith("/role.yaml") and f.count("/") == 2}
+    envs = {f.split("/")[1] for f in files if ENV_FILE.fullmatch(f)}
+    roles = {f.split("/")[1] for f in files if ROLE_FILE.fullmatch(f)}
     env_texts: dict[str, str] = {}
     module_texts: dict[str, str] = {}
     if read_texts:
@@ -252,13 +251,14 @@ def _compare(directories: tuple[Path | None, Path], role_names: tuple[frozenset[
     return [row for share in shares for row in _render_pairs(share)]
 
 
-def _image_builds(root: Path, change: Change, roles: frozenset[str]) -> dict[str, set[str]]:
+def _image_builds(root: Path, change: Change, head_files: list[str]) -> dict[str, set[str]]:
     """Images an environment now builds differently although their templates are the same: its
     env.yaml's `images:` (the Packer builder and variables) changed, or it lists the role anew
     (a new environment lists all its roles anew). Role -> the env.yaml files that say so."""
     paths = [path for path in change.paths if ENV_FILE.fullmatch(path)]
     if not paths:
         return {}
+    roles = {f.split("/")[1] for f in head_files if ROLE_FILE.fullmatch(f)}
     before, after = read_files(root, change.base, paths), read_files(root, change.head, paths)
     builds: dict[str, set[str]] = {}
     for path in paths:
@@ -330,8 +330,10 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
             {f for f in base_files if f.startswith("roles/")}
         read_texts = roles_changed or any(p.startswith(("modules/", "templates/")) for p in change.paths)
         head_reading = pool.submit(_tree, root, change.head, head_files, read_texts)
+        image_builds = pool.submit(_image_builds, root, change, head_files)
         base_tree = _tree(root, change.base, base_files, read_texts)
         head_tree = head_reading.result()
+        builds = image_builds.result()
     env_reasons, role_reasons = _candidates(change, head_tree)
     more_envs, more_roles = _candidates(change, base_tree)
     for env, reasons in more_envs.items():
@@ -359,7 +361,6 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
         exists, changed = outcomes[("graph", env)]
         if changed:
             environments.append(Impact(env, "plan" if exists else "destroy", tuple(sorted(env_reasons[env]))))
-    builds = _image_builds(root, change, head_tree.roles)
     images: list[Impact] = []
     configs: list[Impact] = []
     for role in sorted(set(role_reasons) | set(builds)):
