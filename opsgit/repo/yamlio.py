@@ -61,7 +61,6 @@ class FastLoader(yaml.CSafeLoader):
             return int(value.replace("0x", "", 1), 16)
         return int(value, 10)
 
-
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
         # A plain scalar's type depends on its text alone, and the same texts recur thousands
         # of times in rendered output (keys, `true`, instance types): look each up once.
