@@ -67,10 +67,9 @@ class Affected:
 
 @dataclass(frozen=True)
 class _Tree:
-    """What one commit has: environment and role names, and (when the change needs them) the text
-    of every env.yaml and module.yaml."""
+    """What one commit has: role names, and (when the change needs them) the text of every
+    env.yaml and module.yaml."""
 
-    envs: frozenset[str]
     roles: frozenset[str]
     env_texts: Mapping[str, str]
     module_texts: Mapping[str, str]
@@ -80,21 +79,24 @@ def _list_tree(root: Path, commit: str) -> list[str]:
     return list_files(root, commit, ["environments", "roles", "modules"])
 
 
+def _role_names(files: list[str]) -> frozenset[str]:
+    return frozenset(f.split("/")[1] for f in files if ROLE_FILE.fullmatch(f))
+
+
 def _tree(root: Path, commit: str, files: list[str], read_texts: bool) -> _Tree:
-    envs = {f.split("/")[1] for f in files if ENV_FILE.fullmatch(f)}
-    roles = {f.split("/")[1] for f in files if ROLE_FILE.fullmatch(f)}
     env_texts: dict[str, str] = {}
     module_texts: dict[str, str] = {}
     if read_texts:
+        env_files = sorted(f for f in files if ENV_FILE.fullmatch(f))
         modules = [f for f in files if f.startswith("modules/") and f.endswith("/module.yaml") and f.count("/") == 2]
-        contents = read_files(root, commit, [f"environments/{e}/env.yaml" for e in sorted(envs)] + modules)
+        contents = read_files(root, commit, env_files + modules)
         for path, data in contents.items():
             text = data.decode("utf-8", "replace")
             if path.startswith("environments/"):
                 env_texts[path.split("/")[1]] = text
             else:
                 module_texts[path.split("/")[1]] = text
-    return _Tree(frozenset(envs), frozenset(roles), env_texts, module_texts)
+    return _Tree(_role_names(files), env_texts, module_texts)
 
 
 def _opaque(text: str) -> bool:
@@ -258,7 +260,7 @@ def _image_builds(root: Path, change: Change, head_files: list[str]) -> dict[str
     paths = [path for path in change.paths if ENV_FILE.fullmatch(path)]
     if not paths:
         return {}
-    roles = {f.split("/")[1] for f in head_files if ROLE_FILE.fullmatch(f)}
+    roles = _role_names(head_files)
     before, after = read_files(root, change.base, paths), read_files(root, change.head, paths)
     builds: dict[str, set[str]] = {}
     for path in paths:

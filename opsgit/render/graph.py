@@ -89,7 +89,7 @@ class GraphRenderer:
     def render(self, env: Environment) -> tuple[Graph, set[str]]:
         """The environment's graph and the repository files it read."""
         draft = self.draft(env)
-        return finish(draft), set(draft.build.reads)
+        return finish(draft), draft.build.reads
 
     def draft(self, env: Environment, memo: InstanceMemo | None = None) -> Draft:
         """The environment rendered up to its references (see `Draft`). With a `memo`, module
