@@ -113,7 +113,7 @@ def scheduling(parallelism: int = 10, delay: float = 0.02) -> dict[str, float]:
     from opsgit.engine.apply import Applier
     from opsgit.engine.backends.local import LocalBackend
     from opsgit.engine.plan import Planner
-    from opsgit.engine.workspace import open_workspace
+    from opsgit.workspace import open_workspace
 
     chains = """\
 variables:
@@ -151,8 +151,8 @@ def overhead(count: int = 5000) -> tuple[float, float]:
     from opsgit.engine.apply import Applier
     from opsgit.engine.backends.local import LocalBackend
     from opsgit.engine.plan import Planner
-    from opsgit.engine.workspace import open_workspace
     from opsgit.providers.null import make
+    from opsgit.workspace import open_workspace
 
     with tempfile.TemporaryDirectory() as scratch:
         repo = write_repo(Path(scratch), f"modules:\n  pairs:\n    source: pairs\n    inputs: {{n: {count // 2}}}\n",
@@ -178,8 +178,8 @@ def moto_refresh(count: int = 300) -> tuple[float, float, int]:
     from opsgit.engine.apply import Applier
     from opsgit.engine.backends.local import LocalBackend
     from opsgit.engine.plan import Planner
-    from opsgit.engine.workspace import open_workspace
     from opsgit.providers.aws import make
+    from opsgit.workspace import open_workspace
     from tests.agent_process import start_moto
 
     module = """\

@@ -1,13 +1,20 @@
-"""The one error hierarchy of opsgit.
+"""The one error hierarchy of opsgit, wherever each class is defined.
 
     OpsgitError
-     └── UserError          rc 1: a one-line message naming the file, the line and the fix
-          ├── ConfigError   the repository's files are invalid (YAML, schema, names)
-          ├── RenderError   a template failed to render, or rendered something invalid
-          │    └── CycleError   the resource graph has a dependency cycle
-          ├── ToolError     an external tool (packer, git) is missing or refused the input
-          └── ConsulError   Consul answered with an error, or could not be reached
-               └── ConsulUnavailable   no answer at all, after the retries
+     └── UserError              rc 1: a one-line message naming the file, the line and the fix
+          ├── ConfigError       the repository's files are invalid (YAML, schema, names)
+          ├── RenderError       a template failed to render, or rendered something invalid
+          │    └── CycleError       the resource graph has a dependency cycle
+          ├── ToolError         an external tool (packer, git) is missing or refused the input
+          ├── ConsulError       Consul answered with an error, or could not be reached
+          │    └── ConsulUnavailable   no answer at all, after the retries
+          ├── ProviderError     a provider call failed (opsgit.providers.base); names the address
+          ├── StalePlan         a saved plan no longer matches state or configuration (opsgit.engine.apply)
+          ├── StateConflict     a conditional state write was refused (opsgit.engine.backends.s3)
+          ├── Locked            the run lock is held by someone else (opsgit.locks)
+          ├── LockLost          the run lock was taken away while this run held it (opsgit.locks)
+          ├── LockError         a Consul lock prefix used another way (opsgit.consul.lock)
+          └── LockTimeout       a Consul lock not acquired in time (opsgit.consul.lock)
 
 Anything that is not an OpsgitError is a bug in opsgit: the top-level handler maps it to
 rc 3 and writes a log.

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from opsgit.engine.graph import Graph, topological_order
 from opsgit.errors import CycleError, RenderError
+from opsgit.graph import Graph, topological_order
 from opsgit.render.graph import GraphRenderer
 from opsgit.render.jinja import make_environment
 from opsgit.repo import load_repo

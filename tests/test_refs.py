@@ -1,6 +1,6 @@
 import pytest
 
-from opsgit.engine import refs
+from opsgit.graph import refs
 
 
 def test_tokens_of_an_absolute_reference() -> None:

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsgit.engine.graph import Graph
 from opsgit.errors import UserError
+from opsgit.graph import Graph
 from opsgit.render.artefacts import stable_json
 from opsgit.render.graph import Draft, EnvironmentRenderer, finish, same_rendering
 from opsgit.render.jinja import make_environment

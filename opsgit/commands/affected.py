@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opsgit import output
-from opsgit.config import find_root, load_settings
-from opsgit.gitops.affected import affected as detect
+from opsgit.commands.base import Arg, Command
 
 
 def affected(base: str | None = None, head: str = "HEAD", *, as_json: bool = False, root: Path | None = None) -> int:
+    from opsgit import output
+    from opsgit.config import find_root, load_settings
+    from opsgit.gitops.affected import affected as detect
+
     root = root or find_root()
     base = base or load_settings(root).default_base
     result = detect(root, base, head)
@@ -29,3 +31,12 @@ def affected(base: str | None = None, head: str = "HEAD", *, as_json: bool = Fal
                 output.say(f"  {impact.name:<20} {impact.action:<8} ({', '.join(impact.reasons[:3])}"
                            f"{', ...' if len(impact.reasons) > 3 else ''})")
     return 0
+
+
+COMMANDS = (Command(
+    "affected", "the environments and images a git change affects, exactly", lambda a: affected(
+        a.base, a.head, as_json=a.json), args=(
+        Arg("--base", "compare with this ref's merge base (default: [tool.opsgit] default_base)", metavar="REF"),
+        Arg("--head", "the commit to compare (default HEAD)", default="HEAD", metavar="REF"),
+        Arg("--json", "JSON with a CI matrix (one job per environment)", kind="bool"),
+    )),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from opsgit.commands.base import Arg, Command
 from opsgit.errors import UserError
 
 
@@ -14,3 +15,15 @@ def agent(*, dev: bool, http_addr: str, data_dir: Path | None, token: str | None
     from opsgit.agent.server import run_agent
 
     return run_agent(http_addr, data_dir, token, node)
+
+
+COMMANDS = (Command(
+    "agent", "run the embedded Consul-API dev agent (`--dev`)", lambda a: agent(
+        dev=a.dev, http_addr=a.http_addr, data_dir=a.data_dir, token=a.token, node=a.node), task=False, args=(
+        Arg("--dev", "development mode (the only mode opsgit has)", kind="bool"),
+        Arg("--http-addr", "where to listen (default 127.0.0.1:8500; port 0 picks a free one)",
+            default="127.0.0.1:8500", metavar="HOST:PORT"),
+        Arg("--data-dir", "persist to DIR (SQLite); in memory without", kind="path", metavar="DIR"),
+        Arg("--token", "require this ACL token on every request", metavar="TOKEN"),
+        Arg("--node", "the agent's node name (default opsgit-dev)", default="opsgit-dev", metavar="NAME"),
+    )),)

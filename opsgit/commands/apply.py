@@ -1,63 +1,78 @@
-"""`opsgit apply --env ENV [PLANFILE]`: apply a saved plan, or plan and apply after approval."""
+"""`opsgit apply --env ENV [PLANFILE]`: apply a saved plan, or plan and apply after approval,
+under the environment's run lock; a lost lock stops the run."""
 
 from __future__ import annotations
 
-import json
+import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from opsgit import output
-from opsgit.commands.plan import make_plan
-from opsgit.engine.apply import Applier, StalePlan
-from opsgit.engine.plan import Plan, input_hash
-from opsgit.engine.plan_text import format_plan, show
-from opsgit.engine.workspace import Workspace, open_workspace
-from opsgit.errors import UserError
-from opsgit.gitops import history
-from opsgit.gitops.locks import run_lock
+from opsgit.commands.base import Arg, Command
+from opsgit.commands.plan import PARALLELISM
 
+if TYPE_CHECKING:
+    from opsgit.engine.plan import Plan
+    from opsgit.locks import Held
+    from opsgit.workspace import Workspace
 
-def read_plan(path: Path) -> Plan:
-    try:
-        return Plan.from_file(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise UserError(f"no saved plan at {path}", hint="make one with `opsgit plan --env ENV`") from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise UserError(f"not a saved opsgit plan: {error}", file=str(path)) from None
+LOCK_TIMEOUT = Arg("--lock-timeout", "wait this long for the run lock, e.g. 10m (default: do not wait)",
+                   kind="duration", default=0.0, metavar="DURATION")
 
 
 def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False, parallelism: int = 10,
           lock_timeout: float = 0.0) -> int:
+    from opsgit import output
+    from opsgit.engine.apply import StalePlan
+    from opsgit.engine.plan import input_hash
+    from opsgit.engine.plan_text import format_plan
+    from opsgit.engine.planfile import read_plan
+    from opsgit.errors import UserError
+    from opsgit.locks import hold
+    from opsgit.workspace import open_workspace
+
     workspace = open_workspace(env)
-    with run_lock(workspace.graph.lock, env, workspace.root, "apply", lock_timeout):
+    with hold(workspace.lock, env, "apply", lock_timeout) as held:
         if plan_file is not None:
             chosen = read_plan(plan_file)
             if chosen.env != env:
                 raise UserError(f"the plan in {plan_file} is for environment {chosen.env!r}, not {env!r}")
-            if chosen.input_hash != input_hash(workspace.graph):
+            if chosen.input_hash != input_hash(workspace.graph, workspace.backend_settings):
                 raise StalePlan("the configuration changed since the plan was made",
                                 hint=f"run `opsgit plan --env {env}` again")
         else:
-            chosen = make_plan(workspace, parallelism=parallelism)
+            chosen = workspace.plan(parallelism=parallelism)
             output.say(format_plan(chosen))
             if not chosen.has_changes:
                 return 0
-            if not auto_approve and not _approved(env):
+            if not auto_approve and not _approved(env, workspace):
                 output.say("Apply cancelled.")
                 return 1
-        return _run(workspace, chosen, parallelism)
+        held.check()
+        return _run(workspace, chosen, parallelism, held)
 
 
-def _approved(env: str) -> bool:
+def _approved(env: str, workspace: Workspace) -> bool:
+    from opsgit.errors import UserError
+
     if not sys.stdin.isatty():
-        raise UserError("apply needs approval", hint="pass --auto-approve, or apply a saved plan file")
+        saved = workspace.plan_path
+        shown = saved.relative_to(workspace.root) if saved.is_relative_to(workspace.root) else saved
+        raise UserError("apply needs approval", hint="pass --auto-approve, or apply a saved plan: "
+                        f"opsgit apply --env {env} {shown}")
     answer = input(f"\nDo you want to perform these actions in {env}?\n  Only 'yes' will be accepted to approve."
                    "\n\n  Enter a value: ")
     return answer.strip() == "yes"
 
 
-def _run(workspace: Workspace, plan: Plan, parallelism: int) -> int:
+def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held) -> int:
+    from opsgit import output
+    from opsgit.engine.apply import Applier
+    from opsgit.engine.plan_text import show
+    from opsgit.gitops import history
+    from opsgit.locks import lock_lost
+
     state = workspace.backend.load()
     lines: list[str] = []
 
@@ -66,11 +81,12 @@ def _run(workspace: Workspace, plan: Plan, parallelism: int) -> int:
         output.say(line)
 
     applier = Applier(plan, workspace.backend, workspace.providers(state), parallelism=parallelism,
-                      progress=progress)
+                      progress=progress, stop=held.lost)
     started = time.monotonic()
     result = applier.run()
-    history.record(workspace.root, workspace.graph.state, workspace.env, kind="apply",
-                   summary=result.summary_line() if result.ok else "; ".join(result.errors)[:300],
+    problems = [str(lock_lost(workspace.env))] * result.stopped + result.errors
+    history.record(workspace.history, workspace.root, workspace.env, kind="apply",
+                   summary=result.summary_line() if result.ok else "; ".join(problems)[:300],
                    result="applied" if result.ok else "failed", duration=time.monotonic() - started,
                    plan_document=plan.to_json(), log="\n".join(lines))
     if not result.ok:
@@ -78,8 +94,11 @@ def _run(workspace: Workspace, plan: Plan, parallelism: int) -> int:
         for error in result.errors:
             output.say(f"Error: {error}")
         output.say(f"Apply stopped: {result.added} added, {result.changed} changed, {result.destroyed} destroyed; "
-                   f"not done: {', '.join(result.not_done) or 'nothing'}. The state is saved; fix the problem and "
-                   "run apply again.")
+                   f"not done: {', '.join(result.not_done) or 'nothing'}. The state is saved; "
+                   + ("plan again once the lock is yours." if result.stopped else
+                      "fix the problem and run apply again."))
+        if result.stopped:
+            raise lock_lost(workspace.env)
         return 1
     output.say("")
     output.say(output.paint(result.summary_line(), "green"))
@@ -88,3 +107,19 @@ def _run(workspace: Workspace, plan: Plan, parallelism: int) -> int:
         for name, entry in sorted(result.state.outputs.items()):
             output.say(f"{name} = {show(entry['value'], bool(entry.get('sensitive')))}")
     return 0
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    return apply(args.env, args.plan_file, auto_approve=args.auto_approve, parallelism=args.parallelism,
+                 lock_timeout=args.lock_timeout)
+
+
+COMMANDS = (Command(
+    "apply", "apply a saved plan, or plan and apply after approval", _run_command, args=(
+        Arg("--env", "the environment", required=True, metavar="ENV"),
+        Arg("plan_file", "the saved plan to apply (default: plan now and ask)", kind="path", nargs="?",
+            metavar="PLANFILE"),
+        Arg("--auto-approve", "apply without asking (when no PLANFILE is given)", kind="bool"),
+        PARALLELISM,
+        LOCK_TIMEOUT,
+    )),)

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from opsgit import output
-from opsgit.commands.plan import make_plan
-from opsgit.engine.plan_text import format_plan
-from opsgit.engine.workspace import open_workspace
-from opsgit.error_handler import EXIT_CHANGES
+import argparse
+
+from opsgit.commands.base import Arg, Command
+from opsgit.commands.plan import PARALLELISM
 
 
 def drift(env: str, *, as_json: bool = False, parallelism: int = 10) -> int:
-    workspace = open_workspace(env)
-    result = make_plan(workspace, mode="refresh-only", parallelism=parallelism)
+    from opsgit import output
+    from opsgit.engine.plan_text import format_plan
+    from opsgit.error_handler import EXIT_CHANGES
+    from opsgit.workspace import open_workspace
+
+    result = open_workspace(env).plan(mode="refresh-only", parallelism=parallelism)
     if as_json:
         output.emit_json({"env": env, "resource_drift": [c.to_json() for c in result.resource_drift]})
     else:
         output.say(format_plan(result))
     return EXIT_CHANGES if result.resource_drift else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    return drift(args.env, as_json=args.json, parallelism=args.parallelism)
+
+
+COMMANDS = (Command(
+    "drift", "list what changed outside opsgit (exit 2 when something did)", _run, args=(
+        Arg("--env", "the environment", required=True, metavar="ENV"),
+        Arg("--json", "print the drift as JSON", kind="bool"),
+        PARALLELISM,
+    )),)

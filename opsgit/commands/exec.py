@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 from collections.abc import Sequence
 
-from opsgit.consul.client import Consul
+from opsgit.commands.base import Arg, Command
 from opsgit.errors import UserError
-from opsgit.runtime.environment import EnvironmentOptions, NamingOptions
-from opsgit.runtime.exec import ExecOptions, ExecRunner
-from opsgit.runtime.template_config import parse_wait
 
 
 def parse_signal(text: str) -> int:
@@ -34,6 +32,11 @@ def exec_command(command: Sequence[str], *, prefixes: Sequence[str], services: S
                                                   "service/binstore -- binstore")
     if not prefixes and not services:
         raise UserError("nothing to read from Consul", hint="give --prefix PATH (repeatable) or --service NAME")
+    from opsgit.consul.client import Consul
+    from opsgit.runtime.environment import EnvironmentOptions, NamingOptions
+    from opsgit.runtime.exec import ExecOptions, ExecRunner
+    from opsgit.runtime.template_config import parse_wait
+
     options = ExecOptions(
         prefixes=tuple(prefixes), services=tuple(services),
         environment=EnvironmentOptions(NamingOptions(sanitize=sanitize, upcase=upcase, with_prefix=with_prefix),
@@ -41,3 +44,36 @@ def exec_command(command: Sequence[str], *, prefixes: Sequence[str], services: S
         once=once, kill_signal=parse_signal(kill_signal), kill_timeout=kill_timeout,
         reload_signal=parse_signal(reload_signal) if reload_signal else None, splay=splay, wait=parse_wait(wait))
     return ExecRunner(Consul(), options, command).run()
+
+
+def _run(args: argparse.Namespace) -> int:
+    return exec_command(args.command_args, prefixes=args.prefix, services=args.service, sanitize=args.sanitize,
+                        upcase=args.upcase, with_prefix=args.with_prefix, pristine=args.pristine, allow=args.allow,
+                        deny=args.deny, once=args.once, kill_signal=args.kill_signal, kill_timeout=args.kill_timeout,
+                        reload_signal=args.reload_signal, splay=args.splay, wait=args.wait)
+
+
+COMMANDS = (Command(
+    "exec", "run a command with Consul KV as its environment (envconsul style)", _run, task=False,
+    description="Each key under a prefix becomes a variable named by the key below the prefix (db/host); later "
+                "prefixes win. The child restarts when the computed environment changes.", args=(
+        Arg("--prefix", "KV prefix to read; repeatable, later wins", kind="list", metavar="PREFIX"),
+        Arg("--service", "a service's first healthy instance as NAME_address, NAME_port, ...; repeatable",
+            kind="list", metavar="NAME"),
+        Arg("--sanitize", "turn characters outside [A-Za-z0-9_] into _", kind="bool"),
+        Arg("--upcase", "upper-case the variable names", kind="bool"),
+        Arg("--with-prefix", "put the prefix (as prefix_) in front of each name", kind="bool", group="naming"),
+        Arg("--no-prefix", "names without the prefix (the default)", kind="false", dest="with_prefix", default=False,
+            group="naming"),
+        Arg("--pristine", "do not pass opsgit's own environment on", kind="bool"),
+        Arg("--allow", "only variables matching; repeatable", kind="list", metavar="GLOB"),
+        Arg("--deny", "never variables matching; repeatable", kind="list", metavar="GLOB"),
+        Arg("--once", "read once, run the command, do not watch", kind="bool"),
+        Arg("--kill-signal", "signal that stops the child (default SIGTERM)", default="SIGTERM", metavar="SIGNAL"),
+        Arg("--kill-timeout", "then SIGKILL after this long (default 30s)", kind="duration", default=30.0,
+            metavar="DURATION"),
+        Arg("--reload-signal", "send this signal on a change instead of restarting", metavar="SIGNAL"),
+        Arg("--splay", "random delay up to this before a restart", kind="duration", default=0.0, metavar="DURATION"),
+        Arg("--wait", "quiescence before restarting", metavar="MIN[:MAX]"),
+        Arg("command_args", "the command and its arguments", kind="remainder", metavar="-- CMD"),
+    )),)

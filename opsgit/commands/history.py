@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from opsgit import output
-from opsgit.config import find_root
-from opsgit.gitops.history import RUNS, read_all
-from opsgit.repo import load_repo
+from opsgit.commands.base import Arg, Command
 
 
 def history(env: str | None = None, *, as_json: bool = False) -> int:
+    from opsgit import output
+    from opsgit.config import find_root
+    from opsgit.gitops.history import RUNS, read_all
+    from opsgit.repo import environment_names, load_environment, require_environment
+
     root = find_root()
-    repo = load_repo(root, only={env} if env else None)
-    entries = read_all(root, repo.environments, RUNS, strict=env is not None)
+    if env:
+        require_environment(root, env)
+    environments = {name: load_environment(root, name) for name in ([env] if env else environment_names(root))}
+    entries = read_all(root, environments, RUNS, strict=env is not None)
     if as_json:
         output.emit_json([{k: v for k, v in e.items() if k != "log"} for e in entries])
         return 0
@@ -24,3 +28,9 @@ def history(env: str | None = None, *, as_json: bool = False) -> int:
         output.say(f"{entry['at']}  {entry['env']:<12} {entry['kind']:<6} {entry['result']:<8} "
                    f"{entry.get('who') or '?':<10} {where:<14} {entry['duration_seconds']:>7.1f}s  {entry['summary']}")
     return 0
+
+
+COMMANDS = (Command("history", "the plans and applies that ran", lambda a: history(a.env, as_json=a.json), args=(
+    Arg("--env", "only this environment", metavar="ENV"),
+    Arg("--json", "print the records as JSON", kind="bool"),
+)),)

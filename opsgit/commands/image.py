@@ -12,29 +12,15 @@ import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsgit import output
-from opsgit.config import find_root, load_settings
-from opsgit.consul.client import Consul
+from opsgit.commands.base import Arg, Command
 from opsgit.errors import ConsulError, UserError
-from opsgit.gitops.history import head_commit
-from opsgit.gitops.locks import holder_record
-from opsgit.images.packer import (
-    build_command,
-    environment_inputs,
-    image_id,
-    last_run_builds,
-    packer_environment,
-    require_packer,
-    run_build,
-)
-from opsgit.images.promote import promote as promote_image
-from opsgit.images.record import ImageRecord, kv_key, record_image
-from opsgit.render.images import TEMPLATE
-from opsgit.render.pipeline import Selection, publish, render_selection
-from opsgit.repo import load_repo, require_environment
-from opsgit.repo.schema import suggest
-from opsgit.repo.values import Environment
+
+if TYPE_CHECKING:
+    from opsgit.images.record import ImageRecord
+    from opsgit.repo.values import Environment
 
 DEFAULT_ENV = "dev"
 
@@ -48,6 +34,25 @@ def resolve_role(role: str | None) -> str:
 
 def image(role: str | None = None, env: str | None = None, *, only: str | None = None, variables: Sequence[str] = (),
           promote: bool = False, dry_run: bool = False) -> int:
+    from opsgit.config import find_root, load_settings
+    from opsgit.consul.client import Consul
+    from opsgit.gitops.history import head_commit
+    from opsgit.images.packer import (
+        build_command,
+        environment_inputs,
+        image_id,
+        last_run_builds,
+        packer_environment,
+        require_packer,
+        run_build,
+    )
+    from opsgit.images.record import ImageRecord, kv_key, record_image
+    from opsgit.locks.holder import holder_record
+    from opsgit.render.images import TEMPLATE
+    from opsgit.render.pipeline import Selection, publish, render_selection
+    from opsgit.repo import load_repo, require_environment
+    from opsgit.repo.schema import suggest
+
     role = resolve_role(role)
     root = find_root()
     settings = load_settings(root)
@@ -114,6 +119,8 @@ def _region(environment: Environment) -> str | None:
 
 
 def _promote(root: Path, environment: Environment, role: str, record: ImageRecord) -> None:
+    from opsgit.images.promote import promote as promote_image
+
     relative = f"environments/{environment.name}/images.yaml"
     previous = promote_image(root / relative, relative, role, record.image_id)
     if previous == record.image_id:
@@ -121,3 +128,15 @@ def _promote(root: Path, environment: Environment, role: str, record: ImageRecor
         return
     output.say(f"Promoted: {relative} {role}: {previous or '(none)'} -> {record.image_id}")
     output.say(f"Review the change with `opsgit plan --env {environment.name}` and open a pull request with it.")
+
+
+COMMANDS = (Command(
+    "image", "build a role's image with Packer, record it, optionally promote it", lambda a: image(
+        a.role, a.env, only=a.only, variables=a.var, promote=a.promote, dry_run=a.dry_run), args=(
+        Arg("--role", "the role (default: $HC_ROLE)", metavar="ROLE"),
+        Arg("--env", "the environment whose images: settings apply (default: dev)", metavar="ENV"),
+        Arg("--only", "the Packer builder (default: the env's images.builder)", metavar="BUILDER"),
+        Arg("--var", "a Packer variable the template declares; repeatable", kind="list", metavar="NAME=VALUE"),
+        Arg("--promote", "write the image id into environments/<env>/images.yaml", kind="bool"),
+        Arg("--dry-run", "render and show the packer command only", kind="bool"),
+    )),)

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from opsgit import output
+from opsgit.commands.base import Arg, Command
 from opsgit.errors import UserError
 from opsgit.scaffold import files
 
@@ -37,3 +38,10 @@ def init(directory: str, name: str | None = None) -> int:
     output.say(f"\nNext:\n  cd {directory}\n  opsgit plan --env dev\n  opsgit apply --env dev "
                "build/plans/dev.plan.json\n  HC_ROLE=app opsgit image --env dev && opsgit verify --role app")
     return 0
+
+
+COMMANDS = (Command(
+    "init", "create a new ops monorepo that renders and plans at once", lambda a: init(a.target, a.name), args=(
+        Arg("target", "a new or empty directory", metavar="DIR"),
+        Arg("--name", "the organisation's name (default: the directory's)", metavar="NAME"),
+    )),)

@@ -1,48 +1,44 @@
-"""`opsgit plan --env ENV`: refresh, diff, print the plan, save it."""
+"""`opsgit plan --env ENV`: refresh, diff, print the plan, save it (or `--affected`: every
+environment the git change affects)."""
 
 from __future__ import annotations
 
-import json
-import os
+import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from opsgit import output
-from opsgit.engine.plan import Plan, Planner
-from opsgit.engine.plan_text import format_plan
-from opsgit.engine.workspace import Workspace, open_workspace
-from opsgit.error_handler import EXIT_CHANGES
-from opsgit.gitops import history
+from opsgit.commands.base import Arg, Command
 
+if TYPE_CHECKING:
+    from opsgit.engine.plan import Plan
+    from opsgit.workspace import Workspace
 
-def make_plan(workspace: Workspace, *, mode: str = "normal", targets: Sequence[str] = (),
-              parallelism: int = 10, refresh: bool = True) -> Plan:
-    state = workspace.backend.load()
-    planner = Planner(workspace.graph, state, workspace.providers(state), parallelism=parallelism)
-    return planner.plan(mode=mode, targets=targets, refresh=refresh)
-
-
-def save_plan(plan: Plan, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(json.dumps(plan.to_file(), sort_keys=True, indent=1))
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
+PARALLELISM = Arg("--parallelism", "how many resources to read or change at once (default 10)", kind="int",
+                  default=10, metavar="N")
 
 
 def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targets: Sequence[str] = (),
          destroy: bool = False, detailed_exitcode: bool = False, as_json: bool = False, parallelism: int = 10,
          refresh: bool = True, status: bool = False) -> int:
-    if status:
-        return _plan_with_status(env, detailed_exitcode=detailed_exitcode)
+    from opsgit import output
+    from opsgit.engine.plan_text import format_plan
+    from opsgit.engine.planfile import save_plan
+    from opsgit.error_handler import EXIT_CHANGES
+    from opsgit.gitops import history
+    from opsgit.workspace import open_workspace
+
     workspace = open_workspace(env)
     mode = "refresh-only" if refresh_only else "destroy" if destroy else "normal"
     started = time.monotonic()
-    result = make_plan(workspace, mode=mode, targets=targets, parallelism=parallelism, refresh=refresh)
+    with _status(workspace, "plan") if status else _no_status() as posted:
+        _tell_holder(workspace)
+        result = workspace.plan(mode=mode, targets=targets, parallelism=parallelism, refresh=refresh)
+        posted.append(result)
     path = out or workspace.plan_path
     save_plan(result, path)
-    history.record(workspace.root, workspace.graph.state, env, kind="plan", summary=result.summary_line(),
+    history.record(workspace.history, workspace.root, env, kind="plan", summary=result.summary_line(),
                    result="changes" if result.has_changes else "no-op", duration=time.monotonic() - started,
                    plan_document=result.to_json(), log=format_plan(result))
     if as_json:
@@ -56,26 +52,89 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
     return EXIT_CHANGES if detailed_exitcode and result.has_changes else 0
 
 
-def _plan_with_status(env: str, *, detailed_exitcode: bool) -> int:
-    """One environment's plan with its commit status (a CI matrix job per environment)."""
-    from opsgit.config import find_root, load_settings
-    from opsgit.errors import UserError
-    from opsgit.gitops.status import StatusPoster, context_name, target_from_environment
+def _tell_holder(workspace: Workspace) -> None:
+    """A plan made while an apply holds the lock may be out of date when that apply ends: say so."""
+    from opsgit import output
+    from opsgit.locks import describe
 
-    root = find_root()
-    poster = StatusPoster(target_from_environment(root))
-    context = context_name(load_settings(root).status_context_prefix, "plan", env)
-    poster.post(context, "pending", "Planning…")
     try:
-        code = plan(env, detailed_exitcode=detailed_exitcode)
-    except UserError as error:
-        poster.post(context, "failure", str(error))
-        raise
+        holder = workspace.lock.holder()
     except Exception as error:
-        poster.post(context, "error", f"opsgit failed: {type(error).__name__}")
-        raise
-    saved = open_workspace(env).plan_path
-    summary = json.loads(saved.read_text())["summary"]
-    poster.post(context, "success", f"Plan: {summary['add']} to add, {summary['change']} to change, "
-                f"{summary['destroy']} to destroy.")
-    return code
+        output.warn(f"could not read the run lock of {workspace.env} ({type(error).__name__}); planning anyway")
+        return
+    if holder is not None:
+        local = workspace.environment.lock.get("backend", "local") == "local"
+        output.warn(f"{describe(workspace.env, holder, local=local)}; planning anyway, but the plan may be out "
+                    "of date when that run finishes")
+
+
+class _no_status:
+    def __enter__(self) -> list[Plan]:
+        return []
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _status:
+    """One environment's plan with its commit status (a CI matrix job per environment): pending,
+    then the plan's summary, or the failure."""
+
+    def __init__(self, workspace: Workspace, stage: str) -> None:
+        from opsgit.gitops.status import StatusPoster, context_name, target_from_environment
+
+        self.poster = StatusPoster(target_from_environment(workspace.root))
+        self.context = context_name(workspace.settings.status_context_prefix, stage, workspace.env)
+        self.plans: list[Plan] = []
+
+    def __enter__(self) -> list[Plan]:
+        self.poster.post(self.context, "pending", "Planning…")
+        return self.plans
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        from opsgit.errors import UserError
+
+        if error is None:
+            add, change, destroy = self.plans[-1].summary
+            self.poster.post(self.context, "success",
+                             f"Plan: {add} to add, {change} to change, {destroy} to destroy.")
+        elif isinstance(error, UserError):
+            self.poster.post(self.context, "failure", str(error))
+        else:
+            self.poster.post(self.context, "error", f"opsgit failed: {type(error).__name__}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.affected:
+        from opsgit.commands.plan_affected import plan_affected
+
+        return plan_affected(args.base, status=args.status, detailed_exitcode=args.detailed_exitcode)
+    return plan(args.env, out=args.out, refresh_only=args.refresh_only, targets=args.target, destroy=args.destroy,
+                detailed_exitcode=args.detailed_exitcode, as_json=args.json, parallelism=args.parallelism,
+                refresh=args.refresh == "true", status=args.status)
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    if not args.env and not args.affected:
+        return "plan needs --env ENV or --affected"
+    if args.env and args.affected:
+        return "plan takes --env ENV or --affected, not both"
+    return None
+
+
+COMMANDS = (Command(
+    "plan", "refresh, diff and show what apply would do; saves the plan", _run, check=_check, args=(
+        Arg("--env", "the environment (or --affected)", metavar="ENV"),
+        Arg("--affected", "plan every environment the git change affects", kind="bool"),
+        Arg("--base", "with --affected: the ref to compare with (default: [tool.opsgit] default_base)", metavar="REF"),
+        Arg("--status", "post commit statuses (GitHub/GitLab): pending, then the plan's summary", kind="bool"),
+        Arg("--out", "where to save the plan (default build/plans/ENV.plan.json)", kind="path", metavar="FILE"),
+        Arg("--refresh-only", "only bring the state up to date with reality", kind="bool"),
+        Arg("--target", "only ADDR and its dependencies; repeatable", kind="list", metavar="ADDR"),
+        Arg("--destroy", "plan to destroy everything", kind="bool"),
+        Arg("--refresh", "read resources first (default true)", default="true", choices=("true", "false"),
+            metavar="true|false"),
+        Arg("--detailed-exitcode", "exit 2 when there are changes", kind="bool"),
+        PARALLELISM,
+        Arg("--json", "print the plan as JSON (terraform show -json shape)", kind="bool"),
+    )),)

@@ -11,17 +11,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from opsgit import output
-from opsgit.commands.plan import make_plan, save_plan
 from opsgit.config import find_root, load_settings
-from opsgit.engine.backends import open_backend
 from opsgit.engine.plan import Plan
 from opsgit.engine.plan_text import format_plan
-from opsgit.engine.workspace import Workspace, open_workspace
+from opsgit.engine.planfile import save_plan
 from opsgit.error_handler import EXIT_CHANGES
 from opsgit.errors import UserError
 from opsgit.gitops.affected import Impact, affected
 from opsgit.gitops.diff import export_tree
 from opsgit.gitops.status import StatusPoster, context_name, target_from_environment
+from opsgit.workspace import Workspace, open_workspace
 
 PLAN_WORKERS = 4
 
@@ -46,19 +45,18 @@ def _deleted_workspace(root: Path, base: str, env: str) -> Workspace:
         export_tree(root, base, Path(scratch), ["pyproject.toml", "modules", "roles", "templates",
                                                 f"environments/{env}"])
         old = open_workspace(env, Path(scratch))
-    graph = replace(old.graph, resources={}, outputs={})
-    return Workspace(root=root, settings=load_settings(root), env=env, graph=graph,
-                     backend=open_backend(graph.state, env, root))
+        graph = replace(old.graph, resources={}, outputs={})
+    return Workspace(root=root, settings=load_settings(root), environment=old.environment, rendered=graph)
 
 
 def _plan_one(root: Path, base: str, impact: Impact) -> Outcome:
     try:
         if impact.action == "destroy":
             workspace = _deleted_workspace(root, base, impact.name)
-            result = make_plan(workspace, mode="destroy")
+            result = workspace.plan(mode="destroy")
         else:
             workspace = open_workspace(impact.name, root)
-            result = make_plan(workspace)
+            result = workspace.plan()
         save_plan(result, workspace.plan_path)
         return Outcome(impact.name, impact.action, plan=result)
     except UserError as error:

@@ -8,15 +8,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from opsgit import output
-from opsgit.config import find_root, load_settings
-from opsgit.render.pipeline import Selection, publish, render_selection
-from opsgit.repo import load_repo
+from opsgit.commands.base import Arg, Command
 
 KIND_NAMES = {"graph": "environment graph", "image": "image template", "config": "role bundle"}
 
 
 def render(root: Path | None = None, envs: Sequence[str] = (), roles: Sequence[str] = (),
            as_json: bool = False) -> int:
+    from opsgit.config import find_root, load_settings
+    from opsgit.render.pipeline import Selection, publish, render_selection
+    from opsgit.repo import load_repo
+
     started = time.perf_counter()
     root = root or find_root()
     settings = load_settings(root)
@@ -47,3 +49,12 @@ def _source(root: Path) -> dict[str, str] | None:
     if content is None or not worktree_is_clean(root):
         return None
     return {"content": content, "opsgit": __version__}
+
+
+COMMANDS = (Command(
+    "render", "render image templates, environment graphs and role bundles into the build directory",
+    lambda a: render(envs=a.env, roles=a.role, as_json=a.json), args=(
+        Arg("--env", "only this environment (and the roles it deploys); repeatable", kind="list", metavar="ENV"),
+        Arg("--role", "only this role's image template and bundle; repeatable", kind="list", metavar="ROLE"),
+        Arg("--json", "print the artefacts as JSON", kind="bool"),
+    )),)

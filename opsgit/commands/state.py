@@ -1,19 +1,31 @@
-"""`opsgit state list|show|rm|mv` and `opsgit import ADDRESS ID`."""
+"""`opsgit state list|show|rm|mv` and `opsgit import ADDRESS ID`.
+
+They open the environment without rendering it, so they work while a module is broken; the ones
+that write take the environment's run lock (of its configured backend), so that an apply running
+elsewhere cannot undo them when it finishes.
+"""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from opsgit import output
-from opsgit.engine.plan_text import show
-from opsgit.engine.runlock import local_run_lock
-from opsgit.engine.state import ResourceState, State
-from opsgit.engine.workspace import Workspace, open_workspace
-from opsgit.errors import UserError
-from opsgit.repo.schema import suggest
+from opsgit.commands.apply import LOCK_TIMEOUT
+from opsgit.commands.base import Arg, Command
+
+if TYPE_CHECKING:
+    from opsgit.engine.state import ResourceState, State
+    from opsgit.graph import Resource
+    from opsgit.workspace import Workspace
+
+ENV = Arg("--env", "the environment", required=True, metavar="ENV")
 
 
 def _resource(state: State, address: str) -> ResourceState:
+    from opsgit.errors import UserError
+    from opsgit.repo.schema import suggest
+
     found = state.resources.get(address)
     if found is None:
         raise UserError(f"no resource {address!r} in the state", hint=suggest(address, state.resources))
@@ -21,6 +33,9 @@ def _resource(state: State, address: str) -> ResourceState:
 
 
 def state_list(env: str) -> int:
+    from opsgit import output
+    from opsgit.workspace import open_workspace
+
     state = open_workspace(env).backend.load()
     for address in sorted(state.resources):
         output.say(address)
@@ -28,10 +43,15 @@ def state_list(env: str) -> int:
 
 
 def state_show(env: str, address: str) -> int:
+    from opsgit import output
+    from opsgit.engine.plan_text import show
+    from opsgit.workspace import open_workspace
+
     workspace = open_workspace(env)
     state = workspace.backend.load()
     resource = _resource(state, address)
-    sensitive = workspace.providers(state)[resource.provider].resource_types[resource.type].schema.sensitive
+    _configured(workspace, None)  # rendering registers the modules' sensitive values for masking, too
+    sensitive = workspace.provider(resource.provider).resource_types[resource.type].schema.sensitive
     output.say(f"# {address}:\nresource \"{resource.type}\" \"{address.rsplit('.', 1)[-1].split('[')[0]}\" {{")
     width = max((len(k) for k in resource.attributes), default=0)
     for key, value in sorted(resource.attributes.items()):
@@ -40,29 +60,35 @@ def state_show(env: str, address: str) -> int:
     return 0
 
 
-def _rewrite(workspace: Workspace, change: dict[str, ResourceState | None]) -> State:
-    with local_run_lock(workspace.state_directory, workspace.env, "state"):
+def _rewrite(workspace: Workspace, change: dict[str, ResourceState | None], lock_timeout: float) -> None:
+    """Apply `change` to the state under the run lock: checked against the state as it is once the
+    lock is held, journalled, then compacted."""
+    from opsgit.locks import hold
+
+    with hold(workspace.lock, workspace.env, "state", lock_timeout) as held:
         state = workspace.backend.load()
         serial = state.serial
         resources = dict(state.resources)
         for address, resource in change.items():
+            held.check()
             serial += 1
             workspace.backend.record(state.lineage, serial, address, resource)
             if resource is None:
                 resources.pop(address, None)
             else:
                 resources[address] = resource
-        final = replace(state, serial=serial + 1, resources=resources)
-        workspace.backend.compact(final)
-        return final
+        workspace.backend.compact(replace(state, serial=serial + 1, resources=resources))
 
 
-def state_rm(env: str, addresses: list[str]) -> int:
+def state_rm(env: str, addresses: list[str], *, lock_timeout: float = 0.0) -> int:
+    from opsgit import output
+    from opsgit.workspace import open_workspace
+
     workspace = open_workspace(env)
     state = workspace.backend.load()
     for address in addresses:
         _resource(state, address)
-    _rewrite(workspace, dict.fromkeys(addresses))
+    _rewrite(workspace, dict.fromkeys(addresses), lock_timeout)
     for address in addresses:
         output.say(f"Removed {address}")
     output.say(f"Successfully removed {len(addresses)} resource instance(s). They still exist; opsgit no longer "
@@ -70,33 +96,101 @@ def state_rm(env: str, addresses: list[str]) -> int:
     return 0
 
 
-def state_mv(env: str, source: str, destination: str) -> int:
+def state_mv(env: str, source: str, destination: str, *, lock_timeout: float = 0.0) -> int:
+    from opsgit import output
+    from opsgit.errors import UserError
+    from opsgit.workspace import open_workspace
+
     workspace = open_workspace(env)
     state = workspace.backend.load()
     moving = _resource(state, source)
     if destination in state.resources:
         raise UserError(f"{destination} already exists in the state", hint="remove it first with `state rm`")
-    _rewrite(workspace, {source: None, destination: replace(moving, address=destination)})
+    _rewrite(workspace, {source: None, destination: replace(moving, address=destination)}, lock_timeout)
     output.say(f"Move \"{source}\" to \"{destination}\"\nSuccessfully moved 1 object(s).")
     return 0
 
 
-def import_resource(env: str, address: str, resource_id: str) -> int:
+def import_resource(env: str, address: str, resource_id: str, *, lock_timeout: float = 0.0) -> int:
+    from opsgit import output
+    from opsgit.engine.state import ResourceState
+    from opsgit.errors import UserError
+    from opsgit.workspace import open_workspace
+
     workspace = open_workspace(env)
-    config = workspace.graph.resources.get(address)
-    if config is None:
-        raise UserError(f"{address} is not in the configuration of {env}",
-                        hint=suggest(address, workspace.graph.resources) or "declare it in a module first")
+    config = _configured(workspace, address)
     state = workspace.backend.load()
     if address in state.resources:
         raise UserError(f"{address} is already managed", hint="`opsgit state rm` it first to import another object")
-    kind = workspace.providers(state)[config.provider].resource_types[config.type]
-    attributes = kind.read(resource_id, {k: v for k, v in config.attributes.items()
-                                         if isinstance(v, str) and "${" not in v})
+    provider, type_name = (config.provider, config.type) if config is not None else _from_address(address)
+    kind = workspace.provider(provider).resource_types.get(type_name)
+    if kind is None:
+        raise UserError(f"provider {provider!r} has no resource type {type_name!r}", hint="check the address")
+    hints = {k: v for k, v in (config.attributes if config else {}).items() if isinstance(v, str) and "${" not in v}
+    attributes = kind.read(resource_id, hints)
     if attributes is None:
-        raise UserError(f"cannot import {address}: no {config.type} with id {resource_id!r}")
-    _rewrite(workspace, {address: ResourceState(address, config.type, config.provider, resource_id, attributes,
-                                                config.dependencies)})
+        raise UserError(f"cannot import {address}: no {type_name} with id {resource_id!r}")
+    dependencies = config.dependencies if config is not None else ()
+    _rewrite(workspace, {address: ResourceState(address, type_name, provider, resource_id, attributes,
+                                                dependencies)}, lock_timeout)
     output.say(f"{address}: Import prepared!\nImport successful! The resource is now managed by opsgit; "
                "run `opsgit plan` to see how it differs from the configuration.")
     return 0
+
+
+def _configured(workspace: Workspace, address: str | None) -> Resource | None:
+    """The resource as configured; None, with a warning, when the environment does not render now
+    (the address alone then says the type, as `terraform import` needs the configuration for)."""
+    from opsgit import output
+    from opsgit.errors import UserError
+    from opsgit.repo.schema import suggest
+
+    try:
+        graph = workspace.graph
+    except UserError as error:
+        output.warn(f"the configuration of {workspace.env} does not render ({error}); " +
+                    (f"importing {address} by its address alone" if address else
+                     "values marked sensitive in its modules may show"))
+        return None
+    if address is None:
+        return None
+    config = graph.resources.get(address)
+    if config is None:
+        raise UserError(f"{address} is not in the configuration of {workspace.env}",
+                        hint=suggest(address, graph.resources) or "declare it in a module first")
+    return config
+
+
+def _from_address(address: str) -> tuple[str, str]:
+    """`module.web.aws_instance.node[0]` -> ("aws", "aws_instance")."""
+    from opsgit.errors import UserError
+
+    parts = address.split(".")
+    while len(parts) > 2 and parts[0] == "module":
+        parts = parts[2:]
+    if len(parts) != 2 or "_" not in parts[0]:
+        raise UserError(f"{address!r} is not a resource address", hint="write TYPE.NAME, e.g. aws_instance.web")
+    return parts[0].split("_", 1)[0], parts[0]
+
+
+COMMANDS = (
+    Command("state", "inspect and edit the state: list, show, rm, mv", subcommands=(
+        Command("list", "list managed resources", lambda a: state_list(a.env), args=(ENV,)),
+        Command("show", "show one resource's attributes", lambda a: state_show(a.env, a.address), args=(
+            ENV, Arg("address", "the resource's address, e.g. module.network.aws_security_group.allow_all"))),
+        Command("rm", "forget resources (they keep existing)",
+                lambda a: state_rm(a.env, a.addresses, lock_timeout=a.lock_timeout), args=(
+                    ENV, Arg("addresses", "the resources to forget", nargs="+", metavar="ADDRESS"), LOCK_TIMEOUT)),
+        Command("mv", "rename a resource in the state",
+                lambda a: state_mv(a.env, a.source, a.destination, lock_timeout=a.lock_timeout), args=(
+                    ENV, Arg("source", "the address it has now"), Arg("destination", "the address it gets"),
+                    LOCK_TIMEOUT)),
+    )),
+    Command("import", "adopt an existing object into the state", lambda a: _import(a), args=(
+        ENV, Arg("address", "the address to manage it as, e.g. aws_instance.web"),
+        Arg("id", "the object's id in its provider (e.g. i-0abc...)"), LOCK_TIMEOUT)),
+)
+
+
+def _import(args: argparse.Namespace) -> int:
+    return import_resource(args.env, args.address, args.id, lock_timeout=args.lock_timeout)

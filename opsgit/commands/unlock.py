@@ -1,45 +1,66 @@
-"""`opsgit unlock --env ENV [--force]` and `opsgit locks`."""
+"""`opsgit unlock --env ENV [--force]` and `opsgit locks`: who holds the run locks, and removing one.
+
+Both read env.yaml alone, so they work while a module or template is broken."""
 
 from __future__ import annotations
 
-import sys
-
-from opsgit import output
-from opsgit.config import find_root
-from opsgit.engine.workspace import open_workspace
-from opsgit.errors import UserError
-from opsgit.gitops.locks import current_holder, describe, force_unlock
-from opsgit.repo import load_repo
+from opsgit.commands.base import Arg, Command
 
 
 def unlock(env: str, *, force: bool = False) -> int:
+    import sys
+
+    from opsgit import output
+    from opsgit.errors import UserError
+    from opsgit.locks import describe
+    from opsgit.workspace import open_workspace
+
     workspace = open_workspace(env)
-    holder = current_holder(workspace.graph.lock, env, workspace.root)
+    holder = workspace.lock.holder()
     if holder is None:
         output.say(f"environment {env} is not locked.")
         return 0
-    output.say(describe(env, holder) + ".")
+    output.say(describe(env, holder, local=workspace.environment.lock.get("backend") == "local") + ".")
     if not force:
         if not sys.stdin.isatty():
             raise UserError("unlock needs confirmation", hint="pass --force to remove the lock without asking")
         if input("Remove this lock? Only 'yes' will be accepted: ").strip() != "yes":
             output.say("Unlock cancelled.")
             return 1
-    force_unlock(workspace.graph.lock, env, workspace.root)
+    workspace.lock.force_unlock()
     output.say(f"environment {env} is unlocked.")
     return 0
 
 
 def locks() -> int:
+    from opsgit import output
+    from opsgit.config import find_root
+    from opsgit.errors import UserError
+    from opsgit.locks import describe, open_lock
+    from opsgit.repo import environment_names, load_environment
+
     root = find_root()
-    repo = load_repo(root)
-    for env in sorted(repo.environments):
-        settings = repo.environments[env].lock
+    for env in environment_names(root):
         try:
-            holder = current_holder(settings, env, root)
-        except Exception as error:  # one unreachable backend must not hide the others
-            output.say(f"{env:<16} {settings.get('backend', 'local'):<7} unknown ({type(error).__name__})")
+            settings = load_environment(root, env).lock
+        except UserError as error:  # one broken env.yaml must not hide the other environments' locks
+            output.say(f"{env:<16} {'?':<7} unknown ({error})")
             continue
-        state = describe(env, holder) if holder else "free"
-        output.say(f"{env:<16} {settings.get('backend', 'local'):<7} {state}")
+        backend = str(settings.get("backend", "local"))
+        try:
+            holder = open_lock(settings, env, root).holder()
+        except Exception as error:
+            output.say(f"{env:<16} {backend:<7} unknown ({type(error).__name__})")
+            continue
+        state = describe(env, holder, local=backend == "local") if holder is not None else "free"
+        output.say(f"{env:<16} {backend:<7} {state}")
     return 0
+
+
+COMMANDS = (
+    Command("unlock", "show who holds an environment's run lock, and remove it",
+            lambda a: unlock(a.env, force=a.force), args=(
+                Arg("--env", "the environment", required=True, metavar="ENV"),
+                Arg("--force", "remove without asking", kind="bool"))),
+    Command("locks", "list every environment's run lock and its holder", lambda a: locks()),
+)

@@ -7,17 +7,21 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from opsgit import output
-from opsgit.config import find_root, load_settings
-from opsgit.images.packer import environment_inputs, packer_binary, validate_template
-from opsgit.render.images import TEMPLATE
-from opsgit.render.pipeline import render_selection
-from opsgit.repo import load_repo
-from opsgit.repo.values import Environment
+from opsgit.commands.base import Arg, Command
+
+if TYPE_CHECKING:
+    from opsgit.repo.values import Environment
 
 
 def validate(root: Path | None = None, packer: bool = True) -> int:
+    from opsgit import output
+    from opsgit.config import find_root, load_settings
+    from opsgit.images.packer import packer_binary
+    from opsgit.render.pipeline import render_selection
+    from opsgit.repo import load_repo
+
     root = root or find_root()
     repo = load_repo(root, load_settings(root))
     artefacts = render_selection(repo)
@@ -55,8 +59,16 @@ def validate(root: Path | None = None, packer: bool = True) -> int:
 
 
 def _validate_one(binary: str, template: Path, role: str, environment: Environment | None) -> None:
+    from opsgit.images.packer import environment_inputs, validate_template
+    from opsgit.render.images import TEMPLATE
+
     if environment is None:
         validate_template(binary, template, role)
         return
     builder, variables = environment_inputs(json.loads(template.read_text()), environment, (), None, TEMPLATE)
     validate_template(binary, template, role, environment.name, builder, variables)
+
+
+COMMANDS = (Command(
+    "validate", "check the whole repository renders, and run `packer validate` on every image template",
+    lambda a: validate(packer=not a.no_packer), args=(Arg("--no-packer", "skip `packer validate`", kind="bool"),)),)

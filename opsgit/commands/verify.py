@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
-from opsgit import output
+from opsgit.commands.base import Arg, Command
 from opsgit.commands.image import DEFAULT_ENV, resolve_role
-from opsgit.config import find_root, load_settings
-from opsgit.errors import UserError
-from opsgit.images.verify import run_role_tests
-from opsgit.repo import load_repo
-from opsgit.repo.schema import suggest
 
 
 def verify(role: str | None = None, hosts: str = "local://", *, env: str | None = None,
            root: str | None = None) -> int:
+    from opsgit import output
+    from opsgit.config import find_root, load_settings
+    from opsgit.errors import UserError
+    from opsgit.images.verify import run_role_tests
+    from opsgit.repo import load_repo
+    from opsgit.repo.schema import suggest
+
     role = resolve_role(role)
     repo_root = find_root()
     settings = load_settings(repo_root)
@@ -37,3 +39,16 @@ def verify(role: str | None = None, hosts: str = "local://", *, env: str | None 
             image_root = "/"
     output.say(f"Verifying {role} on {hosts} (image root {image_root}) with roles/{role}/tests/ ...")
     return run_role_tests(repo_root / "roles" / role / "tests", hosts, image_root, role, repo_root)
+
+
+COMMANDS = (Command(
+    "verify", "run a role's testinfra tests (roles/<role>/tests/) against hosts", lambda a: verify(
+        a.role, a.hosts, env=a.env, root=a.root), args=(
+        Arg("--role", "the role (default: $HC_ROLE)", metavar="ROLE"),
+        Arg("--hosts", "testinfra hosts: local://, ssh://user@host, docker://container (default local://)",
+            default="local://", metavar="HOSTS"),
+        Arg("--env", "with local://, test the image root of this environment's last local build (default: dev)",
+            metavar="ENV"),
+        Arg("--root", "the directory the image's files are under (default: the last local build's root for "
+            "local://, / otherwise)", metavar="DIR"),
+    )),)

@@ -4,7 +4,8 @@ Creates and updates run after the changes of what they depend on; deletes run af
 of what depended on them (reverse order). Every finished change is recorded through the state
 backend before anything that depends on it starts, so an interrupted apply loses nothing and the
 next one continues from there. On the first error no new work is scheduled, the work already
-started finishes, the state is saved, and the result says what was and was not done.
+started finishes, the state is saved, and the result says what was and was not done. The same
+happens the moment `stop` is set (the run lock was lost): nothing more starts.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opsgit.engine.backends import StateBackend
-from opsgit.engine.graph import Graph
 from opsgit.engine.plan import NOOP, REPLACE_CBD, Plan, ResourceChange
 from opsgit.engine.resolve import ResolveError, contains_unknown, resolve
 from opsgit.engine.state import ResourceState, State
 from opsgit.errors import UserError
+from opsgit.graph import Graph
 from opsgit.providers.base import Provider, ProviderError, ResourceType, describe_error
 
 DEPOSED = ":deposed"
+STOP_POLL = 0.1  # how often a walk waiting on running changes looks at `stop`
 
 
 class StalePlan(UserError):
@@ -40,10 +42,12 @@ class ApplyResult:
     destroyed: int = 0
     errors: list[str] = field(default_factory=list)
     not_done: list[str] = field(default_factory=list)
+    stopped: bool = False
+    """Stopped from outside (the run lock was lost), not by an error of its own."""
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.stopped
 
     def summary_line(self) -> str:
         return (f"Apply complete! Resources: {self.added} added, {self.changed} changed, "
@@ -71,7 +75,8 @@ def check_fresh(plan: Plan, state: State) -> None:
 
 class Applier:
     def __init__(self, plan: Plan, backend: StateBackend, providers: Mapping[str, Provider], *,
-                 parallelism: int = 10, progress: Callable[[str], None] = print) -> None:
+                 parallelism: int = 10, progress: Callable[[str], None] = print,
+                 stop: threading.Event | None = None) -> None:
         if plan.graph is None:
             raise UserError("the plan carries no graph", hint="make it with `opsgit plan --out FILE`")
         self.plan = plan
@@ -80,6 +85,7 @@ class Applier:
         self.providers = providers
         self.parallelism = max(1, parallelism)
         self.progress = progress
+        self.stop = stop or threading.Event()
         self._lock = threading.Lock()
         self.resources: dict[str, ResourceState] = {}
         self.serial = 0
@@ -118,6 +124,12 @@ class Applier:
         except BaseException:
             self.backend.close()  # everything recorded so far is in the journal
             raise
+        if result.stopped:
+            # The lock is someone else's now: what finished is in the journal; compacting would
+            # rewrite the state under the new holder's feet.
+            self.backend.close()
+            result.state = State(lineage=self.lineage, serial=self.serial, resources=dict(self.resources))
+            return result
         outputs = self._outputs()
         final = State(lineage=self.lineage, serial=self.serial + 1, resources=dict(self.resources), outputs=outputs)
         self.backend.compact(final)
@@ -166,12 +178,14 @@ class Applier:
         stopped = False
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
             while ready or running:
+                if self.stop.is_set() and not stopped:
+                    stopped = result.stopped = True
                 while ready and not stopped and len(running) < self.parallelism:
                     key = ready.pop()
                     running[pool.submit(self._execute, operations[key])] = key
                 if not running:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=STOP_POLL, return_when=FIRST_COMPLETED)
                 for future in done:
                     key = running.pop(future)
                     operation = operations[key]
@@ -197,7 +211,7 @@ class Applier:
                         waiting[follower] -= 1
                         if waiting[follower] == 0:
                             ready.append(follower)
-        if result.errors:
+        if result.errors or result.stopped:
             result.not_done = sorted({operations[k].change.address for k in operations if k not in completed})
 
     # -- one operation ---------------------------------------------------------------------

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsgit.engine.graph import Graph, Resource
 from opsgit.engine.resolve import (
     UNKNOWN,
     ResolveError,
@@ -27,6 +26,7 @@ from opsgit.engine.resolve import (
 )
 from opsgit.engine.state import ResourceState, State
 from opsgit.errors import UserError
+from opsgit.graph import Graph, Resource
 from opsgit.providers.base import Provider, ProviderError, ResourceType, describe_error
 
 FORMAT_VERSION = "1.2"
@@ -185,8 +185,11 @@ def _version() -> str:
     return __version__
 
 
-def input_hash(graph: Graph) -> str:
-    return hashlib.sha256(json.dumps(graph.to_json(sources=False), sort_keys=True).encode()).hexdigest()
+def input_hash(graph: Graph, settings: Mapping[str, Any] | None = None) -> str:
+    """What a saved plan was made from: the graph, and the environment's state and lock settings
+    (`{"state": ..., "lock": ...}`), so a plan made against another state is refused."""
+    document = {**graph.to_json(sources=False), **(settings or {})}
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -197,6 +200,8 @@ class Planner:
     state: State
     providers: Mapping[str, Provider]
     parallelism: int = 10
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """The environment's state and lock settings, for the plan's input hash."""
 
     def resource_type(self, provider: str, type_name: str, source: str = "") -> ResourceType:
         found = self.providers.get(provider)
@@ -274,7 +279,8 @@ class Planner:
             changes.extend(self._deletions(current, wanted, destroying=mode == "destroy"))
         outputs = self._outputs(planned if mode == "normal" else current, mode)
         return Plan(env=self.graph.env, mode=mode, lineage=self.state.lineage, serial=self.state.serial,
-                    input_hash=input_hash(self.graph), resource_changes=tuple(changes), resource_drift=drift,
+                    input_hash=input_hash(self.graph, self.settings), resource_changes=tuple(changes),
+                    resource_drift=drift,
                     output_changes=outputs,
                     refreshed={a: refreshed.get(a) for a in (c.address for c in drift)},
                     graph=self.graph, base_commit=base_commit, head_commit=head_commit, targets=tuple(targets))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opsgit.engine import refs
+from opsgit.graph import refs
 
 
 class Unknown:

@@ -40,6 +40,6 @@ def kv_key(env: str, role: str) -> str:
 def record_image(root: Path, environment: Environment, record: ImageRecord, consul: Consul) -> None:
     """History first (it is beside the state and durable), then Consul KV."""
     entry = record.to_json()
-    history.append(root, environment.state, history.IMAGES, environment.name, entry)
+    history.append(history.history_store(environment.state, root), history.IMAGES, environment.name, entry)
     consul.kv.put(kv_key(record.env, record.role), json.dumps(entry, sort_keys=True).encode())
 

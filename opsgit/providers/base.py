@@ -15,6 +15,7 @@ REGISTRY: dict[str, str] = {
     "consul": "opsgit.providers.consul",
     "local": "opsgit.providers.local",
     "null": "opsgit.providers.null",
+    "time": "opsgit.providers.time",
 }
 
 
@@ -119,13 +120,3 @@ def load_provider(name: str, config: Mapping[str, Any]) -> Provider:
     module = importlib.import_module(module_name)
     provider: Provider = module.make(config)
     return provider
-
-
-def aws_retries() -> dict[str, Any]:
-    """botocore's retry settings: adaptive with 10 attempts (throttling is normal when a plan reads
-    hundreds of resources), unless AWS_RETRY_MODE / AWS_MAX_ATTEMPTS say otherwise, as for any
-    AWS tool."""
-    import os
-
-    return {"mode": os.environ.get("AWS_RETRY_MODE") or "adaptive",
-            "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS") or 10)}

@@ -20,17 +20,13 @@ from typing import Any
 
 import jinja2
 
-from opsgit.engine import refs
-from opsgit.engine.graph import Graph, Resource, topological_order
 from opsgit.errors import ConfigError, RenderError, UserError
+from opsgit.graph import Graph, Resource, refs, topological_order
 from opsgit.render.artefacts import Artefact, stable_json
+from opsgit.render.env_values import EnvValues, value_context
 from opsgit.render.jinja import (
-    SANDBOX_HINT,
-    VALUE_HINT,
     compile_template,
-    describe_undefined,
     render,
-    syntax_error,
     transitive_reads,
 )
 from opsgit.render.memo import InstanceMemo, InstanceRecord, freeze
@@ -42,7 +38,7 @@ from opsgit.secrets import register as register_secret
 BODY_KEYS = ("resources", "modules", "outputs")
 META_KEYS = ("count", "for_each", "depends_on", "lifecycle", "provider")
 LIFECYCLE_KEYS = ("create_before_destroy", "prevent_destroy", "ignore_changes")
-BUILTIN_PROVIDERS = ("local", "null")
+BUILTIN_PROVIDERS = ("local", "null", "time")
 RESOURCE_KEY = re.compile(r"^([a-z][a-z0-9]*_[a-z0-9_]+)\.([A-Za-z_][\w-]*)$")
 WHOLE_EXPRESSION = re.compile(r"^\{\{(.*)\}\}$", re.DOTALL)
 MAX_MODULE_DEPTH = 16
@@ -80,7 +76,7 @@ class GraphRenderer:
         self.jinja = environment
         self._modules: dict[str, jinja2.Template] = {}
         self._module_reads: dict[str, set[str]] = {}
-        self._values: dict[str, Any] = {}
+        self.values = EnvValues(environment)
         self._fingerprints: dict[str, str] = {}
         self._templates: str | None = None
 
@@ -104,11 +100,10 @@ class GraphRenderer:
         build.reads.add(env.file)
         if env.images_file:
             build.reads.add(env.images_file)
-        context = {"var": dict(env.variables), "images": dict(env.images),
-                   "environment": {"name": env.name, "description": env.description}}
+        context = value_context(env)
         outputs = self._instantiate_children(build, env.modules, (), context, env.origin)
         env_outputs = {
-            name: self._absolute(build, self._render_value(value, env.origin.child("outputs", name), context),
+            name: self._absolute(build, self.values.render(value, env.origin.child("outputs", name), context),
                                  (), outputs, env.origin.child("outputs", name))
             for name, value in env.outputs.items()
         }
@@ -116,58 +111,8 @@ class GraphRenderer:
             build=build, outputs=_unmark(env_outputs),
             sensitive_outputs=frozenset(name for name, value in env.outputs.items()
                                         if _mentions_sensitive(value, env.sensitive_variables)),
-            providers=self._render_value(dict(env.providers), env.origin.child("providers"), context),
+            providers=self.values.render(dict(env.providers), env.origin.child("providers"), context),
         )
-
-    # -- Jinja in env.yaml values ------------------------------------------------------------
-
-    def _render_value(self, value: Any, origin: Origin, context: dict[str, Any]) -> Any:
-        if isinstance(value, str):
-            if "{{" not in value and "{%" not in value:
-                return value
-            whole = WHOLE_EXPRESSION.match(value.strip())
-            if whole and "{{" not in whole.group(1) and "}}" not in whole.group(1):
-                return self._evaluate(whole.group(1), origin, context)
-            template = self._values.get(value)
-            if template is None:
-                template = compile_template(self.jinja, value, origin.file)
-                self._values[value] = template
-            try:
-                return render(template, origin.file, context, value)
-            except RenderError as error:
-                raise RenderError(error.message, file=origin.file, line=origin.line, hint=error.hint) from None
-        if isinstance(value, dict):
-            return {k: self._render_value(v, origin.child(k), context) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._render_value(v, origin.child(i), context) for i, v in enumerate(value)]
-        return value
-
-    def _evaluate(self, expression: str, origin: Origin, context: dict[str, Any]) -> Any:
-        """`{{ expr }}` alone keeps its native type (a number stays a number)."""
-        key = "\0" + expression
-        compiled = self._values.get(key)
-        if compiled is None:
-            try:
-                compiled = self.jinja.compile_expression(expression, undefined_to_none=False)
-            except jinja2.TemplateSyntaxError as error:
-                located = syntax_error(error, self.jinja, origin.file)
-                raise RenderError(located.message, file=origin.file, line=origin.line, hint=located.hint) from None
-            self._values[key] = compiled
-        try:
-            result = compiled(**context)
-        except jinja2.UndefinedError as error:
-            message, hint = describe_undefined(str(error.message), expression, context)
-            raise RenderError(message, file=origin.file, line=origin.line, hint=hint) from None
-        except jinja2.exceptions.SecurityError as error:
-            raise RenderError(f"unsafe template operation refused: {error}", file=origin.file,
-                              line=origin.line, hint=SANDBOX_HINT) from None
-        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
-            raise RenderError(f"template error: {error}", file=origin.file, line=origin.line, hint=VALUE_HINT) \
-                from None
-        if isinstance(result, jinja2.Undefined):
-            message, hint = describe_undefined(result._undefined_message, expression, context)
-            raise RenderError(message, file=origin.file, line=origin.line, hint=hint)
-        return result
 
     # -- modules -----------------------------------------------------------------------------
 
@@ -198,11 +143,11 @@ class GraphRenderer:
         are taken from the memo when the other commit rendered the same ones from the same values."""
         origin = instance.origin.child("inputs")
         if build.memo is None or path:
-            return self._render_value(dict(instance.inputs), origin, context)
+            return self.values.render(dict(instance.inputs), origin, context)
         key = (freeze(instance.inputs), build.values_key)
         rendered = build.memo.values.get(key)
         if rendered is None:
-            rendered = build.memo.values[key] = self._render_value(dict(instance.inputs), origin, context)
+            rendered = build.memo.values[key] = self.values.render(dict(instance.inputs), origin, context)
         return rendered
 
     def _templates_fingerprint(self) -> str:
@@ -473,7 +418,13 @@ def finish(draft: Draft) -> Graph:
 def _graph(draft: Draft, resources: Mapping[str, Resource]) -> Graph:
     env = draft.build.env
     return Graph(env=env.name, resources=resources, outputs=draft.outputs, sensitive_outputs=draft.sensitive_outputs,
-                 providers=draft.providers, state=dict(env.state), lock=dict(env.lock))
+                 providers=draft.providers)
+
+
+def graph_document(graph: Graph, env: Environment) -> dict[str, Any]:
+    """`graph.json`: the graph, and where its environment keeps state and takes its run lock (a
+    change of either changes what a plan sees, so affected detection compares them too)."""
+    return {**graph.to_json(sources=False), "state": dict(env.state), "lock": dict(env.lock)}
 
 
 def _finish_one(build: _Build, address: str, resource: Resource) -> Resource:
@@ -759,7 +710,8 @@ class EnvironmentRenderer:
         graph, reads = self.graphs.render(self.repo.environments[name])
         sources = {address: resource.source for address, resource in graph.resources.items()}
         return Artefact(kind=self.kind, name=name, directory=f"envs/{name}",
-                        files={f"envs/{name}/graph.json": stable_json(graph.to_json(sources=False))},
+                        files={f"envs/{name}/graph.json":
+                               stable_json(graph_document(graph, self.repo.environments[name]))},
                         reads=frozenset(reads), annotations={f"envs/{name}/sources.json": stable_json(sources)})
 
 
@@ -773,7 +725,7 @@ def same_rendering(first: Draft, second: Draft) -> bool:
         return False
     try:
         if mine.blocks != theirs.blocks or mine.module_resources != theirs.module_resources:
-            return same_graph(finish(first), finish(second))
+            return same_graph(finish(first), finish(second)) and _graph_fields(first) == _graph_fields(second)
         for address, resource in mine.resources.items():
             other = theirs.resources[address]
             if resource is not other and _finished_json(mine, address, resource) != \
@@ -795,4 +747,4 @@ def _finished_json(build: _Build, address: str, resource: Resource) -> bytes:
 
 def _graph_fields(draft: Draft) -> bytes:
     """Everything of the graph.json but the resources."""
-    return stable_json(_graph(draft, {}).to_json())
+    return stable_json(graph_document(_graph(draft, {}), draft.build.env))

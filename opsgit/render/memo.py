@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsgit.engine.graph import Resource
+from opsgit.graph import Resource
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from opsgit.config import Settings, load_settings
+from opsgit.engine.backends import BACKENDS as STATE_BACKENDS
 from opsgit.errors import ConfigError
+from opsgit.locks import LOCKS as LOCK_BACKENDS
 from opsgit.repo import yamlio
 from opsgit.repo.schema import check_keys, expect, expect_command, expect_mapping, expect_name, suggest
 from opsgit.repo.values import (
@@ -25,8 +27,6 @@ from opsgit.repo.values import (
 ENV_KEYS = ("description", "providers", "state", "lock", "variables", "sensitive", "modules", "roles",
             "outputs", "images")
 INSTANCE_KEYS = ("source", "inputs")
-STATE_BACKENDS = ("local", "s3")
-LOCK_BACKENDS = ("local", "consul", "s3")
 MODULE_HEADER_KEYS = ("description", "variables")
 VARIABLE_KEYS = ("type", "default", "description", "sensitive")
 ROLE_KEYS = ("description", "image", "service", "templates", "env_prefix", "run")
@@ -57,10 +57,24 @@ def load_repo(root: Path, settings: Settings | None = None, *, only: Collection[
                 shared_templates=shared, role_names=tuple(sorted(known_roles)))
 
 
+def load_environment(root: Path, env: str) -> Environment:
+    """One environment from its env.yaml alone: the modules and roles it names are checked to
+    exist, not loaded, so a broken module or role cannot stop `unlock`, `state` or `history`."""
+    require_environment(root, env)
+    modules = [d.name for d in _subdirs(root / "modules") if (d / "module.yaml").is_file()]
+    roles = [d.name for d in _subdirs(root / "roles")]
+    return _load_environment(root, root / "environments" / env, modules, roles)
+
+
+def environment_names(root: Path) -> list[str]:
+    """The environments of the repository (directories with an env.yaml)."""
+    directory = root / "environments"
+    return sorted(p.name for p in directory.iterdir() if (p / "env.yaml").exists()) if directory.is_dir() else []
+
+
 def require_environment(root: Path, env: str) -> None:
     """Fail, with a did-you-mean, unless environments/<env>/env.yaml exists."""
-    directory = root / "environments"
-    known = sorted(p.name for p in directory.iterdir() if (p / "env.yaml").exists()) if directory.is_dir() else []
+    known = environment_names(root)
     if env not in known:
         raise ConfigError(f"unknown environment {env!r}",
                           hint=suggest(env, known) or f"environments: {', '.join(known) or 'none'}")
@@ -204,7 +218,7 @@ def _load_role(root: Path, directory: Path) -> Role:
 
 # -- environments ------------------------------------------------------------------------------
 
-def _load_environment(root: Path, directory: Path, modules: dict[str, Module],
+def _load_environment(root: Path, directory: Path, modules: Collection[str],
                       roles: Collection[str]) -> Environment:
     origin, data = _load_yaml_file(root, directory / "env.yaml")
     name = expect_name(directory.name, origin, "environment")
@@ -265,10 +279,10 @@ def _image_settings(value: Any, origin: Origin) -> dict[str, Any]:
     return settings
 
 
-def _backend(value: Any, origin: Origin, known: tuple[str, ...], what: str) -> dict[str, Any]:
+def _backend(value: Any, origin: Origin, known: Collection[str], what: str) -> dict[str, Any]:
     settings = expect_mapping(value, origin, what) or {"backend": "local"}
     backend = settings.get("backend", "local")
-    if backend not in known:
+    if not isinstance(backend, str) or backend not in known:
         raise origin.child("backend").error(f"unknown {what} backend {backend!r}",
                                             suggest(str(backend), known) or f"use one of {', '.join(known)}")
     return {"backend": backend, **settings}

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+
 from tests.agent_process import AgentProcess, data_dir_agent, free_port, wait_for
 from tests.conftest import REPO_ROOT
 from tests.faults.conftest import record, trials
@@ -89,7 +91,10 @@ def test_a_lock_is_never_held_twice_across_an_outage(tmp_path: Path) -> None:
         first = holder(agent, log, "a")
         wait_for(lambda log=log: log.exists() and "a start" in log.read_text())
         second = holder(agent, log, "b")
-        time.sleep(0.5)
+        # b is a contender once its session exists: before that, an outage fails its start (as
+        # `consul lock` does when no agent answers), which is not what this trial is about.
+        wait_for(lambda agent=agent: len(requests.get(f"{agent.url}/v1/session/list", timeout=5).json()) == 2,
+                 timeout=30)
         agent.stop(signal.SIGKILL)
         time.sleep(rng.uniform(0.5, 2.5))
         agent = data_dir_agent(data, port=port)

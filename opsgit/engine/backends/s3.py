@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from opsgit import awsclients
 from opsgit.engine.state import ResourceState, State, journal_entry, replay
 from opsgit.errors import ConfigError, UserError
-from opsgit.providers.base import aws_retries
 
 
 class StateConflict(UserError):
-    pass
+    """A conditional write of the state was refused: someone else wrote it meanwhile."""
 
 
 class S3Backend:
@@ -33,25 +33,16 @@ class S3Backend:
         self.region = settings.get("region")
         self.location = f"s3://{self.bucket}/{self.key}"
         self.etag: str | None = None
-        self._client: Any = None
 
     @property
     def s3(self) -> Any:
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.session.Session().client(
-                "s3", region_name=self.region, config=Config(retries=aws_retries()))
-        return self._client
+        return awsclients.client("s3", str(self.region) if self.region else None)
 
     def _missing(self, error: Exception) -> bool:
-        code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-        return code in ("NoSuchKey", "404", "NotFound")
+        return awsclients.error_code(error) in awsclients.MISSING_CODES
 
     def _precondition(self, error: Exception) -> bool:
-        code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-        return code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+        return awsclients.error_code(error) in awsclients.PRECONDITION_CODES
 
     def load(self) -> State:
         from botocore.exceptions import ClientError

@@ -1,12 +1,15 @@
-"""The resource graph of one environment: a plain frozen value, its JSON form, and its order."""
+"""The resource graph of one environment: a plain frozen value and its JSON form.
+
+Where state lives and how runs are locked are the environment's settings, not the graph's
+(`opsgit.workspace`); a saved plan's input hash covers both."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsgit.errors import CycleError
+from opsgit.graph.order import topological_order
 
 GRAPH_FORMAT = 1
 
@@ -49,13 +52,11 @@ class Graph:
     outputs: Mapping[str, Any]
     sensitive_outputs: frozenset[str] = frozenset()
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    state: Mapping[str, Any] = field(default_factory=dict)
-    lock: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self, *, sources: bool = True) -> dict[str, Any]:
         return {
             "format": GRAPH_FORMAT, "env": self.env,
-            "providers": self.providers, "state": self.state, "lock": self.lock,
+            "providers": self.providers,
             "resources": [r.to_json(sources=sources) for r in self.resources.values()],
             "outputs": self.outputs, "sensitive_outputs": sorted(self.sensitive_outputs),
         }
@@ -65,8 +66,7 @@ class Graph:
         resources = [Resource.from_json(r) for r in data["resources"]]
         return cls(env=data["env"], resources={r.address: r for r in resources}, outputs=data["outputs"],
                    sensitive_outputs=frozenset(data.get("sensitive_outputs", ())),
-                   providers=data.get("providers", {}), state=data.get("state", {}),
-                   lock=data.get("lock", {}))
+                   providers=data.get("providers", {}))
 
     def instances(self, block: str) -> list[str]:
         """The addresses of a resource block's instances (`aws_instance.web` -> `...web[0]`, ...)."""
@@ -76,41 +76,3 @@ class Graph:
         """Addresses in dependency order (dependencies first); raises CycleError naming a cycle."""
         return topological_order({a: r.dependencies for a, r in self.resources.items()},
                                  lambda address: self.resources[address].source)
-
-
-def topological_order(edges: Mapping[str, tuple[str, ...]], source: Callable[[str], str] | None = None
-                      ) -> list[str]:
-    """Kahn's algorithm. Every dependency must be a node. `source` says where a node is written
-    (`file:line`), for the error; it is asked only when there is a cycle."""
-    waiting = {node: len(deps) for node, deps in edges.items()}
-    dependants: dict[str, list[str]] = {node: [] for node in edges}
-    for node, deps in edges.items():
-        for dep in deps:
-            dependants[dep].append(node)
-    ready = [node for node, count in waiting.items() if count == 0]
-    order: list[str] = []
-    while ready:
-        node = ready.pop()
-        order.append(node)
-        for child in dependants[node]:
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                ready.append(child)
-    if len(order) != len(edges):
-        cycle = find_cycle({n: d for n, d in edges.items() if waiting[n] > 0})
-        raise CycleError.at(source(cycle[0]) if source else "", "dependency cycle: " + " -> ".join(cycle),
-                            hint="break the cycle by removing one of these references")
-    return order
-
-
-def find_cycle(edges: Mapping[str, tuple[str, ...]]) -> list[str]:
-    """One cycle in a graph where every node is on or leads to a cycle, as a closed path."""
-    start = min(edges)
-    seen: dict[str, int] = {}
-    path: list[str] = []
-    node = start
-    while node not in seen:
-        seen[node] = len(path)
-        path.append(node)
-        node = min(d for d in edges[node] if d in edges)
-    return [*path[seen[node]:], node]

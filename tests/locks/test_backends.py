@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from opsgit.gitops.locks import run_lock
+from opsgit.locks import Held, hold, open_lock
 from tests.agent_process import AgentProcess, MotoProcess, start_agent, start_moto
 from tests.conftest import write_tree
 
@@ -49,6 +50,10 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path, services: tuple[AgentP
     root = write_tree(tmp_path / "ops", {"environments/t/env.yaml": env_yaml, "modules/m/module.yaml": MODULE})
     child_env = {**{k: v for k, v in os.environ.items()}, **environment, "GITHUB_ACTOR": "bob"}
     return root, lock, child_env
+
+
+def run_lock(settings: dict[str, str], env: str, root: Path, command: str) -> contextlib.AbstractContextManager[Held]:
+    return hold(open_lock(settings, env, root), env, command)
 
 
 def apply(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

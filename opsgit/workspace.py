@@ -1,0 +1,118 @@
+"""One environment opened: its settings, state backend, run lock, history and providers from its
+env.yaml alone; its graph rendered only when a command asks for it.
+
+So `opsgit unlock`, `locks`, `state`, `history` and `images` work while a module or template of
+the environment is broken: the moment a user most needs them. The workspace sits above the
+renderer and the engine; neither of them imports the other.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsgit.config import Settings, find_root, load_settings
+from opsgit.engine.backends import StateBackend, open_backend
+from opsgit.engine.plan import Plan, Planner
+from opsgit.engine.state import State
+from opsgit.gitops.history import HistoryStore, history_store
+from opsgit.graph import Graph
+from opsgit.locks import RunLock, open_lock
+from opsgit.providers.base import Provider, load_provider
+from opsgit.repo import Environment, load_environment
+
+
+@dataclass
+class Workspace:
+    root: Path
+    settings: Settings
+    environment: Environment
+    rendered: Graph | None = None
+    """The graph, once rendered (or given, as for an environment a change deletes)."""
+    _providers: dict[str, Provider] = field(default_factory=dict)
+    _provider_settings: Mapping[str, Mapping[str, Any]] | None = None
+
+    @property
+    def env(self) -> str:
+        return self.environment.name
+
+    @functools.cached_property
+    def backend(self) -> StateBackend:
+        return open_backend(self.environment.state, self.env, self.root)
+
+    @functools.cached_property
+    def lock(self) -> RunLock:
+        return open_lock(self.environment.lock, self.env, self.root)
+
+    @functools.cached_property
+    def history(self) -> HistoryStore:
+        return history_store(self.environment.state, self.root)
+
+    @property
+    def backend_settings(self) -> dict[str, Any]:
+        """Where state lives and how runs lock: part of a saved plan's input hash."""
+        return {"state": dict(self.environment.state), "lock": dict(self.environment.lock)}
+
+    @property
+    def state_directory(self) -> Path:
+        return self.root / ".opsgit" / "state"
+
+    @property
+    def plan_path(self) -> Path:
+        return self.settings.build_path / "plans" / f"{self.env}.plan.json"
+
+    @property
+    def graph(self) -> Graph:
+        """The environment rendered (modules, templates and all), once."""
+        if self.rendered is None:
+            from opsgit.render.graph import GraphRenderer
+            from opsgit.render.jinja import make_environment
+            from opsgit.repo import load_repo
+
+            repo = load_repo(self.root, self.settings, only={self.env})  # other environments' mistakes do not count
+            self.rendered, _ = GraphRenderer(repo, make_environment(self.root)).render(repo.environments[self.env])
+        return self.rendered
+
+    def provider_settings(self) -> Mapping[str, Mapping[str, Any]]:
+        """The providers' settings: the graph's when it is rendered, else env.yaml's alone (the
+        same values: provider settings see only the environment's own data)."""
+        if self.rendered is not None:
+            return self.rendered.providers
+        if self._provider_settings is None:
+            from opsgit.render.env_values import environment_providers
+            from opsgit.render.jinja import make_environment
+
+            self._provider_settings = environment_providers(self.environment, make_environment(self.root))
+        return self._provider_settings
+
+    def provider(self, name: str) -> Provider:
+        """One provider, configured as the environment says (loaded once)."""
+        if name not in self._providers:
+            self._providers[name] = load_provider(name, self.provider_settings().get(name, {}))
+        return self._providers[name]
+
+    def providers(self, state: State) -> Mapping[str, Provider]:
+        """The providers that the graph and the state use."""
+        needed = {r.provider for r in state.resources.values()} | {r.provider for r in self.graph.resources.values()}
+        return {name: self.provider(name) for name in sorted(needed)}
+
+    def plan(self, *, mode: str = "normal", targets: Sequence[str] = (), parallelism: int = 10,
+             refresh: bool = True) -> Plan:
+        state = self.backend.load()
+        planner = Planner(self.graph, state, self.providers(state), parallelism=parallelism,
+                          settings=self.backend_settings)
+        return planner.plan(mode=mode, targets=targets, refresh=refresh)
+
+
+def open_workspace(env: str, root: Path | None = None) -> Workspace:
+    """The environment `env` opened from its env.yaml; nothing is rendered yet."""
+    from opsgit.secrets import register
+
+    root = root or find_root()
+    environment = load_environment(root, env)
+    for name in environment.sensitive_variables:  # masked in everything this run prints or sends
+        register(environment.variables.get(name))
+    return Workspace(root=root, settings=load_settings(root), environment=environment)
