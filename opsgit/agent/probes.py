@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from opsgit.agent.api import ConsulApi
+    from opsgit.agent.core import ApiCore
 
 
-async def probe_forever(api: ConsulApi, check_id: str, http: str | None, tcp: str | None, interval: float,
+async def probe_forever(api: ApiCore, check_id: str, http: str | None, tcp: str | None, interval: float,
                         timeout: float) -> None:
     while (api.store.node_name, check_id) in api.store.checks:
         status, output = await (probe_http(http, timeout) if http else probe_tcp(str(tcp), timeout))

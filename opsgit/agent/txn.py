@@ -73,7 +73,7 @@ def _restore(store: Store, snapshot: dict[str, Any]) -> None:
 
 
 def _entry_result(entry: Entry | None, *, with_value: bool) -> list[dict[str, Any]]:
-    from opsgit.agent.api import entry_json
+    from opsgit.agent.shapes import entry_json
 
     return [{"KV": entry_json(entry, with_value=with_value)}] if entry is not None else []
 

@@ -1,0 +1,167 @@
+"""What every endpoint family of the dev agent shares: the store, durability before answering,
+waking blocking queries, and the session and check timers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opsgit.agent.http import HttpRequest
+from opsgit.agent.persist import Database
+from opsgit.agent.shapes import (
+    DEFAULT_WAIT,
+    MAX_WAIT,
+    duration,
+    wake,
+)
+from opsgit.agent.store import Change, Store, StoreError
+from opsgit.consul.durations import parse_duration
+
+
+class ApiCore:
+    def __init__(self, store: Store, database: Database | None = None, token: str | None = None) -> None:
+        self.store = store
+        self.database = database
+        self.token = token
+        self.key_waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self.prefix_waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self.table_waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self.session_timers: dict[str, asyncio.TimerHandle] = {}
+        self.check_timers: dict[str, asyncio.TimerHandle] = {}
+        self.check_ttls: dict[str, float] = {}
+        self.probes: dict[str, asyncio.Task[None]] = {}
+
+    def commit(self, change: Change | None) -> None:
+        """Make a change durable, then wake what watches it. Called before answering."""
+        if change is None:
+            return
+        if self.database is not None:
+            self.database.save(self.store, change)
+        for key in change.keys:
+            wake(self.key_waiters.pop(key, None))
+            for prefix in [p for p in self.prefix_waiters if key.startswith(p)]:
+                wake(self.prefix_waiters.pop(prefix))
+        for table in change.tables:
+            wake(self.table_waiters.pop(table, None))
+
+    async def blocking(self, request: HttpRequest, compute: Callable[[], tuple[int, Any]],
+                       watch: tuple[str, str]) -> tuple[int, Any]:
+        """Answer now, or once the resource's index passes `?index`, or at `?wait` (+ jitter)."""
+        index, wait = self._blocking_params(request)
+        found, payload = compute()
+        if index <= 0 or found > index:
+            return max(1, found), payload
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait + random.uniform(0, wait / 16)
+        kind, name = watch
+        waiters = {"key": self.key_waiters, "prefix": self.prefix_waiters, "table": self.table_waiters}[kind]
+        while found <= index:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            future: asyncio.Future[None] = loop.create_future()
+            waiters.setdefault(name, set()).add(future)
+            try:
+                await asyncio.wait([future], timeout=remaining)
+            finally:
+                pending = waiters.get(name)
+                if pending is not None:
+                    pending.discard(future)
+                    if not pending:
+                        waiters.pop(name, None)
+            found, payload = compute()
+        return max(1, found), payload
+
+    def _blocking_params(self, request: HttpRequest) -> tuple[int, float]:
+        raw_index = request.arg("index")
+        index = 0
+        if raw_index:
+            if not raw_index.isdigit():
+                raise StoreError(400, "Invalid index")
+            index = int(raw_index)
+        wait = DEFAULT_WAIT
+        raw_wait = request.arg("wait")
+        if raw_wait:
+            try:
+                wait = parse_duration(raw_wait)
+            except ValueError:
+                raise StoreError(400, "Invalid wait time") from None
+            if wait < 0:
+                raise StoreError(400, "Invalid wait time")
+        return index, min(wait, MAX_WAIT)
+
+    @staticmethod
+    def _consistency(request: HttpRequest) -> None:
+        if request.has("stale") and request.has("consistent"):
+            raise StoreError(400, "Cannot specify ?stale with ?consistent, conflicting semantics.")
+
+    def _arm_session(self, session_id: str) -> None:
+        timer = self.session_timers.pop(session_id, None)
+        if timer is not None:
+            timer.cancel()
+        session = self.store.sessions.get(session_id)
+        if session is not None and session.ttl:
+            loop = asyncio.get_running_loop()
+            # Consul promises only "not before the TTL"; expiring at the TTL keeps hand-over prompt.
+            self.session_timers[session_id] = loop.call_later(session.ttl, self._expire_session, session_id)
+
+    def _expire_session(self, session_id: str) -> None:
+        self.session_timers.pop(session_id, None)
+        self.commit(self.store.session_destroy(session_id))
+
+    def arm_loaded_sessions(self) -> None:
+        for session_id in list(self.store.sessions):
+            self._arm_session(session_id)
+
+    def update_check(self, check_id: str, status: str, output: str, *, ttl_update: bool = False) -> None:
+        change, critical = self.store.set_check_status(self.store.node_name, check_id, status, output)
+        self.commit(change)
+        if critical:
+            for session in list(self.store.sessions.values()):
+                if check_id in session.checks and session.node == self.store.node_name:
+                    self.commit(self.store.session_destroy(session.id))
+        if ttl_update and check_id in self.check_ttls:
+            self._arm_ttl(check_id, self.check_ttls[check_id])
+
+    def _arm_check(self, check_id: str, spec: dict[str, Any]) -> None:
+        self._disarm_check(check_id)
+        if spec.get("ttl"):
+            self._arm_ttl(check_id, duration(spec["ttl"], "TTL"))
+        elif spec.get("http") or spec.get("tcp"):
+            from opsgit.agent.probes import probe_forever
+
+            interval = duration(spec.get("interval") or "10s", "Interval")
+            timeout = duration(spec.get("timeout") or "10s", "Timeout")
+            self.probes[check_id] = asyncio.get_running_loop().create_task(
+                probe_forever(self, check_id, spec.get("http"), spec.get("tcp"), interval, timeout))
+
+    def _arm_ttl(self, check_id: str, ttl: float) -> None:
+        """A TTL check goes critical unless it is updated within its TTL."""
+        timer = self.check_timers.pop(check_id, None)
+        if timer is not None:
+            timer.cancel()
+        self.check_ttls[check_id] = ttl
+        self.check_timers[check_id] = asyncio.get_running_loop().call_later(ttl, self._ttl_expired, check_id)
+
+    def _ttl_expired(self, check_id: str) -> None:
+        self.check_timers.pop(check_id, None)
+        if (self.store.node_name, check_id) in self.store.checks:
+            self.update_check(check_id, "critical", "TTL expired")
+
+    def _disarm_check(self, check_id: str) -> None:
+        self.check_ttls.pop(check_id, None)
+        timer = self.check_timers.pop(check_id, None)
+        if timer is not None:
+            timer.cancel()
+        probe = self.probes.pop(check_id, None)
+        if probe is not None:
+            probe.cancel()
+
+    def reap(self) -> None:
+        self.store.reap_tombstones(time.monotonic())
+
+    def _own_services(self) -> dict[str, dict[str, Any]]:
+        return {s["ID"]: s for (n, _), s in sorted(self.store.services.items()) if n == self.store.node_name}

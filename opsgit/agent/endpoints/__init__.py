@@ -1,0 +1,1 @@
+"""The dev agent's HTTP endpoints, one module per family of Consul's API."""

@@ -1,0 +1,105 @@
+"""`/v1/agent`: the local agent's services, checks and members."""
+
+from __future__ import annotations
+
+import re
+
+from opsgit.agent.core import ApiCore
+from opsgit.agent.http import HttpRequest, HttpResponse
+from opsgit.agent.shapes import (
+    VERSION,
+    agent_service_json,
+    canonical,
+    check_fields,
+    check_json,
+    json_body,
+    json_response,
+    member,
+    service_fields,
+)
+from opsgit.agent.store import StoreError
+
+
+class AgentEndpoints(ApiCore):
+    async def agent_self(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        node = self.store.nodes[self.store.node_name]
+        return json_response({
+            "Config": {"Datacenter": self.store.datacenter, "NodeName": self.store.node_name, "NodeID": node["ID"],
+                       "Server": True, "Revision": "opsgit", "Version": VERSION, "PrimaryDatacenter":
+                       self.store.datacenter},
+            "DebugConfig": {"Datacenter": self.store.datacenter, "NodeName": self.store.node_name},
+            "Member": member(node), "Meta": {}, "Stats": {"consul": {"leader": "true", "server": "true"}},
+            "xDS": None})
+
+    async def agent_members(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        return json_response([member(self.store.nodes[self.store.node_name])])
+
+    async def agent_services(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        return json_response({sid: agent_service_json(s) for sid, s in self._own_services().items()})
+
+    async def agent_service(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        service = self._own_services().get(match["id"])
+        if service is None:
+            return HttpResponse(404, f"unknown service ID: {match['id']}".encode(), content_type="text/plain")
+        return json_response(agent_service_json(service))
+
+    async def agent_checks(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        return json_response({c["CheckID"]: check_json(c) for (n, _), c in sorted(self.store.checks.items())
+                      if n == self.store.node_name and c["CheckID"] != "serfHealth"})
+
+    async def agent_service_register(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        fields = canonical(json_body(request))
+        if not fields.get("name"):
+            raise StoreError(400, "Missing service name")
+        service = service_fields({"service": fields["name"], **fields}, "")
+        definitions = list(fields.get("checks") or []) + ([fields["check"]] if fields.get("check") else [])
+        checks = []
+        for number, definition in enumerate(definitions, start=1):
+            spec = canonical(definition)
+            spec.setdefault("checkid", f"service:{service['ID']}" + (f":{number}" if len(definitions) > 1 else ""))
+            spec.setdefault("name", f"Service '{service['Service']}' check")
+            checks.append((check_fields(spec, service), spec))
+        if request.has("replace-existing-checks"):
+            self.store.deregister(self.store.node_name, service_id=service["ID"])
+        node = dict(self.store.nodes[self.store.node_name])
+        self.commit(self.store.register(node, service, [check for check, _ in checks]))
+        for check, spec in checks:
+            self._arm_check(check["CheckID"], spec)
+        return HttpResponse(200, b"")
+
+    async def agent_service_deregister(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        for check_id in [c["CheckID"] for (n, _), c in self.store.checks.items()
+                         if n == self.store.node_name and c.get("ServiceID") == match["id"]]:
+            self._disarm_check(check_id)
+        if (self.store.node_name, match["id"]) in self.store.services:
+            self.commit(self.store.deregister(self.store.node_name, service_id=match["id"]))
+        return HttpResponse(200, b"")
+
+    async def agent_check_register(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        spec = canonical(json_body(request))
+        if not spec.get("name"):
+            raise StoreError(400, "Missing check name")
+        spec.setdefault("checkid", spec["name"])
+        service = self.store.services.get((self.store.node_name, spec.get("serviceid") or ""))
+        check = check_fields(spec, service)
+        self.commit(self.store.register(dict(self.store.nodes[self.store.node_name]), None, [check]))
+        self._arm_check(check["CheckID"], spec)
+        return HttpResponse(200, b"")
+
+    async def agent_check_deregister(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        self._disarm_check(match["id"])
+        self.commit(self.store.deregister(self.store.node_name, check_id=match["id"]))
+        return HttpResponse(200, b"")
+
+    async def agent_check_ttl(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        status = {"pass": "passing", "warn": "warning", "fail": "critical"}[match["verb"]]
+        self.update_check(match["id"], status, request.arg("note") or "", ttl_update=True)
+        return HttpResponse(200, b"")
+
+    async def agent_check_update(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        fields = canonical(json_body(request))
+        status = str(fields.get("status") or "")
+        if status not in ("passing", "warning", "critical"):
+            raise StoreError(400, f"Invalid check status: {status!r}")
+        self.update_check(match["id"], status, str(fields.get("output") or ""), ttl_update=True)
+        return HttpResponse(200, b"")
