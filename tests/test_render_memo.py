@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from opsgit.errors import UserError
 from opsgit.graph import Graph
 from opsgit.render.artefacts import stable_json
-from opsgit.render.graph import Draft, EnvironmentRenderer, finish, same_rendering
+from opsgit.render.build import Draft
+from opsgit.render.finish import finish, same_rendering
+from opsgit.render.graph import EnvironmentRenderer
 from opsgit.render.jinja import make_environment
 from opsgit.render.memo import InstanceMemo, freeze
 from opsgit.repo import load_repo

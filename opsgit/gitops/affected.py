@@ -25,7 +25,9 @@ from opsgit.config import load_settings
 from opsgit.errors import UserError
 from opsgit.gitops.diff import Change, changed_files, content_id, export_tree, list_files, read_files
 from opsgit.render.artefacts import Renderer, stable_json
-from opsgit.render.graph import Draft, EnvironmentRenderer, same_rendering
+from opsgit.render.build import Draft
+from opsgit.render.finish import same_rendering
+from opsgit.render.graph import EnvironmentRenderer
 from opsgit.render.memo import InstanceMemo
 from opsgit.render.pipeline import read_manifest, renderers
 from opsgit.repo import Repo, load_repo, yamlio
