@@ -20,6 +20,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from opsgit import walk
+
 MASK = "(sensitive value)"
 MIN_LENGTH = 6
 SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|PRIVATE_KEY|CREDENTIAL|API_KEY)", re.IGNORECASE)
@@ -60,26 +62,19 @@ class Redactor:
         """The same structure with every string redacted (for JSON output and records)."""
         if self._pattern is None:
             return value
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, Mapping):
-            return {self.redact(str(k)) if isinstance(k, str) else k: self.redact_data(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.redact_data(v) for v in value]
-        return value
+
+        def one(leaf: Any) -> Any:
+            return self.redact(leaf) if isinstance(leaf, str) else leaf
+
+        return walk.transform(value, one, key=one)
 
 
 def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        yield str(value)
+    for leaf in walk.leaves(value):
+        if isinstance(leaf, str):
+            yield leaf
+        elif isinstance(leaf, int | float) and not isinstance(leaf, bool):
+            yield str(leaf)
 
 
 SECRETS = Redactor()

@@ -22,7 +22,7 @@ def leaves(value: Any) -> Iterator[Any]:
     if isinstance(value, Mapping):
         for item in value.values():
             yield from leaves(item)
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
             yield from leaves(item)
     else:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+from tests.conftest import start_opsgit
+
 
 @dataclass
 class AgentProcess:
@@ -54,8 +56,7 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10) -> None:
 
 def start_agent(*args: str, port: int = 0) -> AgentProcess:
     log = tempfile.NamedTemporaryFile(prefix="opsgit-agent-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", "opsgit", "agent", "--dev", "--http-addr", f"127.0.0.1:{port}",
-                                *args], stdout=subprocess.PIPE, stderr=log, text=True)
+    process = start_opsgit("agent", "--dev", "--http-addr", f"127.0.0.1:{port}", *args, stderr=log, cwd=None)
     log.close()
     assert process.stdout is not None
     line = process.stdout.readline()

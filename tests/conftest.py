@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -39,13 +40,29 @@ def write_tree(root: Path, files: Mapping[str, str]) -> Path:
     return root
 
 
-def run_opsgit(*args: str, cwd: Path, env: Mapping[str, str] | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The real command line, in a child process."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OPSGIT_")}
-    environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "opsgit", *args], cwd=cwd, env=environment, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+OPSGIT = (sys.executable, "-m", "opsgit")
+
+
+def opsgit_environment(env: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` as given (default: this process's, without OPSGIT_ settings), with `extra` on top."""
+    base = dict(env) if env is not None else {k: v for k, v in os.environ.items() if not k.startswith("OPSGIT_")}
+    return {**base, **(extra or {})}
+
+
+def start_opsgit(*args: str, cwd: Path | None, env: Mapping[str, str] | None = None,
+                 extra: Mapping[str, str] | None = None, stdout: int | IO[Any] | None = subprocess.PIPE,
+                 stderr: int | IO[Any] | None = subprocess.PIPE) -> subprocess.Popen[str]:
+    """The real command line as a child process that runs on: `opsgit ARGS` in `cwd`."""
+    return subprocess.Popen([*OPSGIT, *args], cwd=cwd, env=opsgit_environment(env, extra), stdout=stdout,
+                            stderr=stderr, text=True)
+
+
+def run_opsgit(*args: str, cwd: Path | None, env: Mapping[str, str] | None = None,
+               extra: Mapping[str, str] | None = None, timeout: float = 120,
+               input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command line, in a child process, run to its end: `opsgit ARGS` in `cwd`."""
+    return subprocess.run([*OPSGIT, *args], cwd=cwd, env=opsgit_environment(env, extra), capture_output=True,
+                          text=True, timeout=timeout, check=False, input=input)
 
 
 def venv_bin(name: str) -> str:

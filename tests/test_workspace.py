@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.agent_process import start_agent, start_moto
-from tests.conftest import copy_example
+from tests.conftest import copy_example, run_opsgit
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +35,7 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
 
 
 def opsgit(ops: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsgit", *args], cwd=ops, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return run_opsgit(*args, cwd=ops, env=env, timeout=300)
 
 
 @pytest.mark.parametrize("args", [("unlock", "--env", "dev", "--force"), ("locks",), ("state", "list", "--env", "dev"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opsgit import walk
 from opsgit.graph import refs
 
 
@@ -90,13 +91,7 @@ def _attribute(attributes: Mapping[str, Any] | Unknown | None, path: tuple[Any, 
 
 
 def contains_unknown(value: Any) -> bool:
-    if value is UNKNOWN:
-        return True
-    if isinstance(value, dict):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_unknown(v) for v in value)
-    return False
+    return any(leaf is UNKNOWN for leaf in walk.leaves(value))
 
 
 def unknown_paths(value: Any) -> Any:
@@ -114,13 +109,7 @@ def unknown_paths(value: Any) -> Any:
 
 def replace_unknown(value: Any, replacement: Any) -> Any:
     """`value` with every UNKNOWN inside it replaced by `replacement`."""
-    if value is UNKNOWN:
-        return replacement
-    if isinstance(value, dict):
-        return {k: replace_unknown(v, replacement) for k, v in value.items()}
-    if isinstance(value, list):
-        return [replace_unknown(v, replacement) for v in value]
-    return value
+    return walk.transform(value, lambda leaf: replacement if leaf is UNKNOWN else leaf)
 
 
 def known(value: Any) -> Any:

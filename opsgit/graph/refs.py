@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from opsgit import walk
+
 # `$${` is a literal `${`, as in Terraform.
 PATTERN = re.compile(r"\$?\$\{([^{}]*)\}")
 TOKEN = re.compile(r'\s*(?:([A-Za-z_][\w-]*)|\[\s*(\d+|\*|"[^"]*")\s*\]|(\.))')
@@ -157,24 +159,12 @@ def whole(text: str) -> str | None:
 
 
 def walk_strings(value: Any, change: Callable[[str], Any]) -> Any:
-    """Apply `change` to every string in a YAML-like value, returning a new value."""
-    if isinstance(value, str):
-        return change(value) if "${" in value else value
-    if isinstance(value, dict):
-        return {key: walk_strings(item, change) for key, item in value.items()}
-    if isinstance(value, list):
-        return [walk_strings(item, change) for item in value]
-    return value
+    """Apply `change` to every string with a reference in a YAML-like value, returning a new value."""
+    return walk.transform(value, lambda leaf: change(leaf) if isinstance(leaf, str) and "${" in leaf else leaf)
 
 
 def collect(value: Any, into: list[str]) -> None:
     """Append the expression of every reference inside a YAML-like value."""
-    if isinstance(value, str):
-        if "${" in value:
-            into.extend(find(value))
-    elif isinstance(value, dict):
-        for item in value.values():
-            collect(item, into)
-    elif isinstance(value, list):
-        for item in value:
-            collect(item, into)
+    for leaf in walk.leaves(value):
+        if isinstance(leaf, str) and "${" in leaf:
+            into.extend(find(leaf))

@@ -94,16 +94,11 @@ def error_at(build: Build, resource: Resource, message: str, hint: str | None = 
 
 def unmark_collecting(value: Any, found: list[str]) -> Any:
     """`unmark`, also appending every reference's expression to `found`."""
-    if isinstance(value, str):
-        if "${" not in value:
-            return value
-        found.extend(expression.lstrip("/") for expression in refs.find(value))
-        return value.replace("${/", "${")
-    if isinstance(value, dict):
-        return {key: unmark_collecting(item, found) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unmark_collecting(item, found) for item in value]
-    return value
+    def one(text: str) -> str:
+        found.extend(expression.lstrip("/") for expression in refs.find(text))
+        return text.replace("${/", "${")
+
+    return refs.walk_strings(value, one)
 
 
 def unmark(value: Any) -> Any:

@@ -13,9 +13,11 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.agent_process import AgentProcess
+from tests.conftest import start_opsgit
 
 CRITICAL_SECTION = textwrap.dedent("""\
     import os, sys, time
@@ -31,8 +33,7 @@ CRITICAL_SECTION = textwrap.dedent("""\
 
 
 def opsgit_lock(agent: AgentProcess, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "opsgit", "lock", *args], env=agent.env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return start_opsgit("lock", *args, env=agent.env(), cwd=None)
 
 
 def contend(agent: AgentProcess, tmp_path: Path, limit: int) -> list[int]:
@@ -102,10 +103,10 @@ def test_sigterm_is_forwarded_to_the_child(agent: AgentProcess, tmp_path: Path) 
     assert requests.get(f"{agent.url}/v1/kv/locks/forward/.lock").status_code == 404  # released
 
 
+@pytest.mark.slow  # waits out a real session TTL and lock-delay: `make test-slow`
 def test_a_killed_holders_lock_passes_on_after_ttl_and_lock_delay(agent: AgentProcess, tmp_path: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-m", "opsgit", "lock", "--session-ttl", "10s", "--lock-delay", "1s",
-                               "locks/crash", "--", "sleep", "301"], env=agent.env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    holder = start_opsgit("lock", "--session-ttl", "10s", "--lock-delay", "1s", "locks/crash", "--", "sleep", "301",
+                          env=agent.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=None)
     entry = wait_for_holder(agent, "locks/crash/.lock")
     child_pids = [int(p) for p in subprocess.run(["pgrep", "-f", "sleep 301"], capture_output=True, text=True)
                   .stdout.split()]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import boto3
@@ -14,11 +13,11 @@ import pytest
 import requests
 
 from tests.agent_process import AgentProcess, MotoProcess, start_moto
+from tests.conftest import run_opsgit, start_opsgit
 
 
 def opsgit(ops: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsgit", *args], cwd=ops, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return run_opsgit(*args, cwd=ops, env=env, timeout=300)
 
 
 def client(env: dict[str, str], service: str, region: str = "us-east-1") -> object:
@@ -121,15 +120,15 @@ def test_provider_errors_name_the_address_and_keep_the_state_consistent(ops: Pat
         strict.stop()
 
 
+@pytest.mark.slow  # kill trials against moto: `make test-slow`
 @pytest.mark.parametrize("delay", [0.5, 1.2, 2.0])
 def test_sigkill_during_apply_resumes_without_duplicates(ops: Path, dev_env: dict[str, str],
                                                          fresh_moto: MotoProcess, delay: float) -> None:
     import signal
     import time
 
-    process = subprocess.Popen([sys.executable, "-m", "opsgit", "apply", "--env", "dev", "--auto-approve",
-                                "--parallelism", "2"], cwd=ops, env=dev_env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = start_opsgit("apply", "--env", "dev", "--auto-approve", "--parallelism", "2", cwd=ops, env=dev_env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_tree
+from tests.conftest import run_opsgit, write_tree
 
 ENV = """\
 modules:
@@ -45,8 +44,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsgit", *args], cwd=repo, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return run_opsgit(*args, cwd=repo, timeout=120)
 
 
 def plan_json(repo: Path, *args: str) -> dict[str, object]:

@@ -9,10 +9,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.agent_process import data_dir_agent, free_port
 from tests.faults.conftest import record, trials
+
+# Fault trials: `make test-slow` and `make test-faults` run them.
+pytestmark = pytest.mark.slow
 
 
 def test_acknowledged_writes_survive_sigkill_during_writes(tmp_path: Path) -> None:

@@ -7,17 +7,20 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import boto3
+import pytest
 import requests
 
 from opsgit.engine.backends.local import LocalBackend
 from tests.agent_process import MotoProcess
-from tests.conftest import write_tree
+from tests.conftest import start_opsgit, write_tree
 from tests.faults.conftest import record, trials
+
+# Fault trials: `make test-slow` and `make test-faults` run them.
+pytestmark = pytest.mark.slow
 
 NODES = 6
 ENV = """\
@@ -51,8 +54,7 @@ outputs:
 
 
 def opsgit(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "opsgit", *args], cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_opsgit(*args, cwd=root, env=env)
 
 
 def test_sigkill_during_apply_loses_nothing_and_duplicates_nothing(tmp_path: Path, moto: MotoProcess) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,9 +17,12 @@ import requests
 
 from opsgit.engine.backends.local import LocalBackend
 from tests.agent_process import MotoProcess
-from tests.conftest import write_tree
+from tests.conftest import run_opsgit, write_tree
 from tests.faults.conftest import record, trials
 from tests.faults.test_apply_sigkill import ENV, MODULE, NODES
+
+# Fault trials: `make test-slow` and `make test-faults` run them.
+pytestmark = pytest.mark.slow
 
 EC2_THROTTLE = (b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
                 b"</Message></Error></Errors><RequestID>f</RequestID></Response>")
@@ -101,8 +103,7 @@ def run(root: Path, proxy: FaultyProxy, *args: str, attempts: int | None = None)
                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_RETRY_MODE": "standard"})
     if attempts:
         env["AWS_MAX_ATTEMPTS"] = str(attempts)
-    return subprocess.run([sys.executable, "-m", "opsgit", *args], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    return run_opsgit(*args, cwd=root, env=env, timeout=600)
 
 
 def test_throttling_and_5xx_are_retried_then_fail_clearly(tmp_path: Path, proxy: FaultyProxy,

@@ -6,15 +6,18 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.agent_process import AgentProcess, data_dir_agent, free_port, wait_for
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, start_opsgit
 from tests.faults.conftest import record, trials
+
+# Fault trials: `make test-slow` and `make test-faults` run them.
+pytestmark = pytest.mark.slow
 
 CHILD = 'echo "start $postgres_addr" >> "$LOG"; trap \'exit 0\' TERM; while :; do sleep 0.05; done'
 
@@ -27,12 +30,10 @@ def test_outages_keep_files_and_children_and_updates_resume(tmp_path: Path) -> N
     agent.put("service/binstore/postgres_addr", "10.0.0.0:5432")
     out, log = tmp_path / "binstore.json", tmp_path / "child.log"
     env = {**agent.env(), "LOG": str(log)}
-    template = subprocess.Popen([sys.executable, "-m", "opsgit", "template", "--template",
-                                 f"roles/binstore/templates/binstore.json.j2:{out}"], cwd=REPO_ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runner = subprocess.Popen([sys.executable, "-m", "opsgit", "exec", "--prefix", "service/binstore", "--",
-                               "sh", "-c", CHILD], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    template = start_opsgit("template", "--template", f"roles/binstore/templates/binstore.json.j2:{out}",
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runner = start_opsgit("exec", "--prefix", "service/binstore", "--", "sh", "-c", CHILD, cwd=REPO_ROOT, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rng = random.Random(7)
     lost = 0
     try:
@@ -62,9 +63,8 @@ def test_outages_keep_files_and_children_and_updates_resume(tmp_path: Path) -> N
 
 def holder(agent: AgentProcess, log: Path, name: str) -> subprocess.Popen[str]:
     child = f'echo "{name} start $(date +%s.%N)" >> {log}; sleep 4; echo "{name} end $(date +%s.%N)" >> {log}'
-    return subprocess.Popen([sys.executable, "-m", "opsgit", "lock", "--session-ttl", "10s", "locks/faults",
-                             "--", "sh", "-c", child], cwd=REPO_ROOT, env=agent.env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return start_opsgit("lock", "--session-ttl", "10s", "locks/faults", "--", "sh", "-c", child, cwd=REPO_ROOT,
+                        env=agent.env(), stdout=subprocess.DEVNULL)
 
 
 def intervals(log: Path) -> list[tuple[str, float, float]]:

@@ -16,6 +16,9 @@ from opsgit.engine.state import ResourceState, State
 from tests.agent_process import MotoProcess
 from tests.faults.conftest import record, trials
 
+# Fault trials: `make test-slow` and `make test-faults` run them.
+pytestmark = pytest.mark.slow
+
 
 def node(name: str) -> ResourceState:
     return ResourceState(f"null_resource.{name}", "null_resource", "null", name, {"triggers": {}})
@@ -66,9 +69,8 @@ def test_racing_writers_one_wins_the_other_fails_loudly(tmp_path: Path, moto: Mo
 
 def test_a_read_only_or_full_build_directory_fails_clearly_and_writes_nothing(tmp_path: Path) -> None:
     import subprocess
-    import sys
 
-    from tests.conftest import copy_example
+    from tests.conftest import copy_example, run_opsgit
 
     root = copy_example(tmp_path / "ops")
     build = tmp_path / "build"
@@ -77,8 +79,7 @@ def test_a_read_only_or_full_build_directory_fails_clearly_and_writes_nothing(tm
     env = {**os.environ, "OPSGIT_BUILD_DIR": str(build)}
     faults = 0
     if os.geteuid() != 0:  # root writes anywhere; the full-disk case below covers root
-        result = subprocess.run([sys.executable, "-m", "opsgit", "render"], cwd=root, env=env, capture_output=True,
-                                text=True, timeout=120, check=False)
+        result = run_opsgit("render", cwd=root, env=env, timeout=120)
         assert result.returncode == 1 and "cannot write the build directory" in result.stderr
         faults += 1
     small = tmp_path / "small"
@@ -90,8 +91,7 @@ def test_a_read_only_or_full_build_directory_fails_clearly_and_writes_nothing(tm
             (small / "previous").mkdir()
             (small / "previous" / "keep").write_text("the last good build")
             env["OPSGIT_BUILD_DIR"] = str(small)
-            result = subprocess.run([sys.executable, "-m", "opsgit", "render"], cwd=root, env=env,
-                                    capture_output=True, text=True, timeout=120, check=False)
+            result = run_opsgit("render", cwd=root, env=env, timeout=120)
             assert result.returncode == 1, result.stdout + result.stderr
             assert "cannot write the build directory" in result.stderr and "Traceback" not in result.stderr
             assert sorted(p.name for p in small.iterdir()) == ["previous"]  # no half-written staging left

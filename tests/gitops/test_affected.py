@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_example, write_tree
+from tests.conftest import copy_example, run_opsgit, write_tree
 
 
 def git(repo: Path, *args: str) -> str:
@@ -29,8 +28,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def affected(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsgit", "affected", "--base", "main", "--json", *args], cwd=repo,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return run_opsgit("affected", "--base", "main", "--json", *args, cwd=repo, timeout=120)
 
 
 def impacts(repo: Path) -> dict[str, set[tuple[str, str]]]:
@@ -147,8 +145,7 @@ def test_the_organisation_in_pyproject_reaches_every_image(repo: Path) -> None:
 def test_bad_refs_and_shallow_clones(repo: Path, tmp_path: Path) -> None:
     missing = affected(repo, "--head", "no-such-branch")
     assert missing.returncode == 1 and "head 'no-such-branch' does not exist" in missing.stderr
-    nobase = subprocess.run([sys.executable, "-m", "opsgit", "affected", "--base", "origin/nope"], cwd=repo,
-                            capture_output=True, text=True, check=False)
+    nobase = run_opsgit("affected", "--base", "origin/nope", cwd=repo)
     assert nobase.returncode == 1 and "base 'origin/nope' does not exist" in nobase.stderr
     git(repo, "checkout", "-q", "--orphan", "lonely")
     git(repo, "commit", "-qm", "unrelated history")
@@ -169,8 +166,7 @@ def test_a_complete_render_of_the_merge_base_gives_the_same_answer(repo: Path, c
     uncached = json.loads(affected(repo).stdout)
     assert uncached["base_from_build"] is False
     git(repo, "checkout", "-q", "main")
-    assert subprocess.run([sys.executable, "-m", "opsgit", "render"], cwd=repo, capture_output=True,
-                          check=False).returncode == 0
+    assert run_opsgit("render", cwd=repo).returncode == 0
     git(repo, "checkout", "-q", "change")
     cached = json.loads(affected(repo).stdout)
     assert cached["base_from_build"] is True
@@ -178,7 +174,7 @@ def test_a_complete_render_of_the_merge_base_gives_the_same_answer(repo: Path, c
         {k: uncached[k] for k in ("environments", "images", "configs")}
     (repo / "environments/prod/env.yaml").write_text((repo / "environments/prod/env.yaml").read_text() + "\n")
     git(repo, "checkout", "-q", "main")
-    subprocess.run([sys.executable, "-m", "opsgit", "render"], cwd=repo, capture_output=True, check=False)
+    run_opsgit("render", cwd=repo)
     git(repo, "checkout", "-q", "change")
     assert json.loads(affected(repo).stdout)["base_from_build"] is False  # rendered with an uncommitted edit
 

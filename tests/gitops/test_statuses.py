@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_tree
+from tests.conftest import run_opsgit, write_tree
 from tests.gitops.test_affected import git
 
 TOKEN = "ghs_s3cr3t-token-value"
@@ -132,8 +131,7 @@ def run(repo: Path, github: GitHub, *args: str, token: str | None = TOKEN) -> su
                 "GITHUB_REF": "refs/pull/7/merge", "GITHUB_RUN_ID": "99", "GITHUB_SERVER_URL": "https://github.test"})
     if token:
         env["GITHUB_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "opsgit", "plan", "--affected", "--base", "main", *args], cwd=repo,
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    return run_opsgit("plan", "--affected", "--base", "main", *args, cwd=repo, env=env, timeout=120)
 
 
 def test_statuses_per_environment_pending_then_result(repo: Path, github: GitHub) -> None:
@@ -238,9 +236,7 @@ def test_gitlab_statuses_and_one_merge_request_note(repo: Path) -> None:
                     "CI_MERGE_REQUEST_IID": "5", "CI_JOB_URL": "https://gitlab.test/org/ops/-/jobs/7",
                     "CI_PROJECT_PATH": "org/ops", "GITLAB_TOKEN": GITLAB_TOKEN})
         for _ in range(2):
-            result = subprocess.run([sys.executable, "-m", "opsgit", "plan", "--affected", "--base", "main",
-                                     "--status"], cwd=repo, env=env, capture_output=True, text=True, timeout=120,
-                                    check=False)
+            result = run_opsgit("plan", "--affected", "--base", "main", "--status", cwd=repo, env=env, timeout=120)
             assert result.returncode == 1  # c's plan fails
     finally:
         server.shutdown()

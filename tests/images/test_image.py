@@ -41,7 +41,7 @@ def image(ops: Path, agent: AgentProcess, *args: str, role: str | None = "binsto
     env = {"CONSUL_HTTP_ADDR": agent.address, **(extra or {})}
     if role:
         env["HC_ROLE"] = role
-    return run_opsgit("image", *args, cwd=ops, env=env, timeout=300)
+    return run_opsgit("image", *args, cwd=ops, extra=env, timeout=300)
 
 
 def test_a_dev_build_is_recorded_and_promoted_by_one_line(ops: Path, agent: AgentProcess) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from opsgit.locks import Held, hold, open_lock
 from tests.agent_process import AgentProcess, MotoProcess, start_agent, start_moto
-from tests.conftest import write_tree
+from tests.conftest import run_opsgit, write_tree
 
 MODULE = "resources:\n  null_resource.one:\n    triggers: {a: b}\n"
 
@@ -57,8 +56,7 @@ def run_lock(settings: dict[str, str], env: str, root: Path, command: str) -> co
 
 
 def apply(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsgit", "apply", "--env", "t", "--auto-approve", *args], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    return run_opsgit("apply", "--env", "t", "--auto-approve", *args, cwd=root, env=env, timeout=120)
 
 
 def test_a_second_run_is_told_who_holds_the_lock(setup: tuple[Path, dict[str, str], dict[str, str]]) -> None:
@@ -114,11 +112,9 @@ def test_unlock_shows_the_holder_and_removes_remote_locks(setup: tuple[Path, dic
     thread = threading.Thread(target=holder, daemon=True)
     thread.start()
     held.wait(10)
-    listed = subprocess.run([sys.executable, "-m", "opsgit", "locks"], cwd=root, env=env, capture_output=True,
-                            text=True, check=False)
+    listed = run_opsgit("locks", cwd=root, env=env)
     assert "environment t is locked by org/ops#2488" in listed.stdout
-    removed = subprocess.run([sys.executable, "-m", "opsgit", "unlock", "--env", "t", "--force"], cwd=root, env=env,
-                             capture_output=True, text=True, check=False)
+    removed = run_opsgit("unlock", "--env", "t", "--force", cwd=root, env=env)
     assert removed.returncode == 0 and "environment t is unlocked." in removed.stdout
     assert apply(root, env).returncode == 0
     stop.set()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from tests.agent_process import AgentProcess, MotoProcess, start_agent, start_moto, wait_for
-from tests.conftest import write_tree
+from tests.conftest import run_opsgit, start_opsgit, write_tree
 
 SLOW = """resources:
   time_sleep.rollout:
@@ -65,8 +64,7 @@ def repo(tmp_path: Path, backend: str, moto: MotoProcess, module: str, **lock: s
 
 
 def opsgit(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "opsgit", *args], cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_opsgit(*args, cwd=root, env=env)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
@@ -92,8 +90,7 @@ def state_addresses(root: Path) -> set[str]:
 
 
 def lock_held(root: Path, env: dict[str, str]) -> bool:
-    listed = subprocess.run([sys.executable, "-m", "opsgit", "locks"], cwd=root, env=env, capture_output=True,
-                            text=True, check=False)
+    listed = run_opsgit("locks", cwd=root, env=env)
     return "environment t is locked by" in listed.stdout
 
 
@@ -128,14 +125,11 @@ def test_a_local_lock_is_listed_with_its_holder_while_losers_come_and_go(
     for _ in range(3):
         code, _, err = finish(opsgit(root, env, "apply", "--env", "t", "--auto-approve"))
         assert code == 1 and "locked by bob (apply on" in err
-    listed = subprocess.run([sys.executable, "-m", "opsgit", "locks"], cwd=root, env=env, capture_output=True,
-                            text=True, check=False)
+    listed = run_opsgit("locks", cwd=root, env=env)
     assert "locked by bob (apply on" in listed.stdout  # the losers left the holder's record alone
-    unlocked = subprocess.run([sys.executable, "-m", "opsgit", "unlock", "--env", "t", "--force"], cwd=root, env=env,
-                              capture_output=True, text=True, check=False)
+    unlocked = run_opsgit("unlock", "--env", "t", "--force", cwd=root, env=env)
     assert unlocked.returncode == 1 and "held by a live process" in unlocked.stderr
-    planned = subprocess.run([sys.executable, "-m", "opsgit", "plan", "--env", "t"], cwd=root, env=env,
-                             capture_output=True, text=True, check=False)
+    planned = run_opsgit("plan", "--env", "t", cwd=root, env=env)
     assert planned.returncode == 0, planned.stderr
     assert "environment t is locked by bob (apply on" in planned.stderr and "planning anyway" in planned.stderr
     assert finish(holder)[0] == 0

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
 
 from tests.agent_process import AgentProcess, data_dir_agent, free_port, wait_for
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_opsgit, start_opsgit
 
 # The child logs each start with the variable it was given, and logs the signals it receives.
 CHILD = """
@@ -24,14 +23,11 @@ while :; do sleep 0.05; done
 
 def opsgit_exec(agent: AgentProcess, *args: str, env: dict[str, str] | None = None
                 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsgit", "exec", *args], env={**agent.env(), **(env or {})},
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    return run_opsgit("exec", *args, env={**agent.env(), **(env or {})}, cwd=REPO_ROOT, timeout=60)
 
 
 def start_exec(agent: AgentProcess, log: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "opsgit", "exec", *args, "--", "sh", "-c", CHILD],
-                            env={**agent.env(), "LOG": str(log)}, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_opsgit("exec", *args, "--", "sh", "-c", CHILD, env={**agent.env(), "LOG": str(log)}, cwd=REPO_ROOT)
 
 
 def lines(log: Path) -> list[str]:

@@ -5,24 +5,21 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
 
 from tests.agent_process import AgentProcess, wait_for
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_opsgit, start_opsgit
 
 
 def start_template(agent: AgentProcess, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "opsgit", "template", *args], env=agent.env(), cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_opsgit("template", *args, env=agent.env(), cwd=REPO_ROOT)
 
 
 def template(agent: AgentProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsgit", "template", *args], env=agent.env(), cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return run_opsgit("template", *args, env=agent.env(), cwd=REPO_ROOT, timeout=60)
 
 
 def test_example_role_configs_render_from_kv_and_catalog(agent: AgentProcess, tmp_path: Path) -> None:

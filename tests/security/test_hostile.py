@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import requests
 
 from tests.agent_process import AgentProcess, start_agent
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_opsgit
 
 
 @pytest.fixture
@@ -27,8 +26,7 @@ def template(agent: AgentProcess, *args: str, path: Path | None = None) -> subpr
     env = agent.env()
     if path is not None:
         env["PATH"] = f"{path}:{env['PATH']}"
-    return subprocess.run([sys.executable, "-m", "opsgit", "template", "--once", *args], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    return run_opsgit("template", "--once", *args, cwd=REPO_ROOT, env=env, timeout=60)
 
 
 @pytest.mark.parametrize("expression", [

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,7 @@ import pytest
 
 from opsgit.secrets import MASK, Redactor
 from tests.agent_process import AgentProcess, MotoProcess, start_agent, start_moto
-from tests.conftest import copy_example, write_tree
+from tests.conftest import copy_example, run_opsgit, write_tree
 from tests.gitops.test_affected import git
 from tests.gitops.test_statuses import TOKEN, GitHub
 
@@ -58,8 +56,7 @@ def test_a_full_demo_run_never_shows_a_token_or_the_sensitive_variable(
                  ["kv", "get", "--recurse", "opsgit/"], ["image", "--env", "dev"], ["images", "--env", "dev"],
                  ["state", "show", "--env", "dev", "module.binstore.consul_keys.config"],
                  ["plan", "--env", "nope"]):
-        result = subprocess.run([sys.executable, "-m", "opsgit", *args], cwd=root, env=env, capture_output=True,
-                                text=True, timeout=300, check=False)
+        result = run_opsgit(*args, cwd=root, env=env, timeout=300)
         outputs.append(result.stdout + result.stderr)
     assert "Apply complete! Resources: 18 added" in outputs[4], outputs[4]
     assert f'"postgres_password": "{MASK}"' in outputs[2] and MASK in outputs[3]
@@ -101,8 +98,7 @@ def test_statuses_comments_and_errors_mask_a_sensitive_variable(tmp_path: Path) 
         environment = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
         environment.update({"GITHUB_API_URL": f"http://127.0.0.1:{server.server_address[1]}",
                             "GITHUB_REPOSITORY": "org/ops", "GITHUB_REF": "refs/pull/7/merge", "GITHUB_TOKEN": TOKEN})
-        result = subprocess.run([sys.executable, "-m", "opsgit", "plan", "--affected", "--base", "main", "--status"],
-                                cwd=root, env=environment, capture_output=True, text=True, timeout=120, check=False)
+        result = run_opsgit("plan", "--affected", "--base", "main", "--status", cwd=root, env=environment, timeout=120)
     finally:
         server.shutdown()
         server.server_close()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.agent_process import MotoProcess
-from tests.conftest import write_tree
+from tests.conftest import run_opsgit, write_tree
 
 MODULE = """\
 variables:
@@ -25,8 +24,7 @@ resources:
 
 
 def run(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsgit", *args], cwd=repo, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return run_opsgit(*args, cwd=repo, env=env, timeout=120)
 
 
 def test_launch_template_versions_on_change(tmp_path: Path, dev_env: dict[str, str], fresh_moto: MotoProcess) -> None:

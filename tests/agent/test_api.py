@@ -73,6 +73,7 @@ def test_prefix_watch_wakes_on_delete(agent: AgentProcess) -> None:
     assert int(answer.headers["X-Consul-Index"]) > index
 
 
+@pytest.mark.slow  # waits out a real session TTL and lock-delay: `make test-slow`
 def test_session_ttl_expiry_releases_and_lock_delay_holds(agent: AgentProcess) -> None:
     name = key()
     session = requests.put(url(agent, "/v1/session/create"),

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 from tests.agent_process import AgentProcess
+from tests.conftest import run_opsgit
 
 
 def kv(agent: AgentProcess, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsgit", "kv", *args], env=agent.env(), input=stdin,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return run_opsgit("kv", *args, env=agent.env(), input=stdin, timeout=60, cwd=None)
 
 
 def test_put_get_recurse_keys_delete(agent: AgentProcess) -> None:
@@ -55,7 +54,6 @@ def test_export_import_round_trip(agent: AgentProcess, tmp_path: Path) -> None:
 def test_bad_import_and_unreachable_consul(agent: AgentProcess) -> None:
     bad = kv(agent, "import", "-", stdin="[{not json")
     assert bad.returncode == 1 and "cannot import" in bad.stderr and "Traceback" not in bad.stderr
-    down = subprocess.run([sys.executable, "-m", "opsgit", "kv", "get", "x"], capture_output=True, text=True,
-                          env={**agent.env(), "CONSUL_HTTP_ADDR": "127.0.0.1:1"}, timeout=60, check=False)
+    down = run_opsgit("kv", "get", "x", env={**agent.env(), "CONSUL_HTTP_ADDR": "127.0.0.1:1"}, timeout=60, cwd=None)
     assert down.returncode == 1
     assert "cannot reach Consul at http://127.0.0.1:1" in down.stderr
