@@ -85,9 +85,12 @@ def _add_args(parser: argparse.ArgumentParser, args: Sequence[Arg]) -> None:
             parser.set_defaults(**{arg.attribute: arg.value_default})
 
 
-def _add_command(commands: argparse._SubParsersAction[Parser], command: Command, prefix: str) -> None:
+def _add_command(commands: argparse._SubParsersAction[Parser], command: Command, prefix: str, *,
+                 complete: bool = True) -> None:
     parser = commands.add_parser(command.name, help=command.help, description=command.description or command.help)
     parser.set_defaults(**{f"{prefix}_command": command.name})
+    if not complete:  # listed in `opsgit --help`; its arguments are added when it is the one run
+        return
     if command.subcommands:
         sub = parser.add_subparsers(dest=f"{command.name}_command", metavar="SUBCOMMAND", required=True)
         for child in command.subcommands:
@@ -95,15 +98,28 @@ def _add_command(commands: argparse._SubParsersAction[Parser], command: Command,
     _add_args(parser, command.args)
 
 
-def build_parser() -> Parser:
+def build_parser(only: str | None = None) -> Parser:
+    """The whole parser; with `only`, the arguments of that command alone (the others are listed
+    by name and help), which is all one run needs."""
     parser = Parser(prog="opsgit",
                     description="GitOps for operations monorepos: render, plan, apply and report.")
     parser.add_argument("--version", action="version", version=f"opsgit {__version__}")
     parser.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in all_commands():
-        _add_command(commands, command, "")
+        _add_command(commands, command, "", complete=only is None or command.name == only)
     return parser
+
+
+def _command_named(argv: Sequence[str]) -> str:
+    """The command an argument list runs (the first word that is not a global option)."""
+    words = iter(argv)
+    for word in words:
+        if word == "-C":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return ""
 
 
 def _leaf_parser(parser: Parser, path: Sequence[str]) -> argparse.ArgumentParser:
@@ -115,7 +131,8 @@ def _leaf_parser(parser: Parser, path: Sequence[str]) -> argparse.ArgumentParser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_command_named(argv))
     args, extras = parser.parse_known_args(argv)
     if args.command is None:
         if extras:

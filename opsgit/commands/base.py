@@ -2,22 +2,21 @@
 
 `cli.py` builds the `opsgit` parser from these declarations and `opsgit/tasks.py` builds the invoke
 tasks from the same ones, so the two surfaces cannot drift apart. A command module must stay cheap
-to import (its heavy imports live inside its functions): `opsgit --help` imports every one.
+to import (its heavy imports live inside its functions): `opsgit --help` imports every one. The
+declarations are NamedTuples, which are frozen values too and, unlike dataclasses, import nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Kind = Literal["str", "int", "bool", "false", "list", "path", "duration", "remainder"]
 
 
-@dataclass(frozen=True)
-class Arg:
+class Arg(NamedTuple):
     """One option (`--env`, `-n`) or positional (`address`) of a command."""
 
     name: str
@@ -73,8 +72,7 @@ class Arg:
         return text
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """A command: `run` receives the parsed arguments (attributes named after the arguments)."""
 
     name: str
@@ -87,7 +85,6 @@ class Command:
     """Also an invoke task (`invoke plan ...`); host-side commands that take a command line are not."""
     check: Callable[[argparse.Namespace], str | None] | None = None
     """Argument combinations a parser cannot express: returns the usage error, or None."""
-    aliases: tuple[str, ...] = field(default=())
 
 
 def duration(text: str) -> float:

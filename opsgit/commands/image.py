@@ -4,12 +4,7 @@
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import json
 import os
-import shlex
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +29,12 @@ def resolve_role(role: str | None) -> str:
 
 def image(role: str | None = None, env: str | None = None, *, only: str | None = None, variables: Sequence[str] = (),
           promote: bool = False, dry_run: bool = False) -> int:
+    import datetime
+    import hashlib
+    import json
+    import shlex
+    import time
+
     from opsgit.config import find_root, load_settings
     from opsgit.consul.client import Consul
     from opsgit.gitops.history import head_commit

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 from opsgit import output
 from opsgit.commands.base import Arg, Command
 from opsgit.errors import UserError
-from opsgit.scaffold import files
 
 
 def init(directory: str, name: str | None = None) -> int:
+    import shutil
+    import subprocess
+
+    from opsgit.scaffold import files
+
     target = Path(directory)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UserError(f"{target} already exists and is not empty", hint="choose a new directory")

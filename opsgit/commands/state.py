@@ -8,7 +8,6 @@ elsewhere cannot undo them when it finishes.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from opsgit.commands.apply import LOCK_TIMEOUT
@@ -63,6 +62,8 @@ def state_show(env: str, address: str) -> int:
 def _rewrite(workspace: Workspace, change: dict[str, ResourceState | None], lock_timeout: float) -> None:
     """Apply `change` to the state under the run lock: checked against the state as it is once the
     lock is held, journalled, then compacted."""
+    from dataclasses import replace
+
     from opsgit.locks import hold
 
     with hold(workspace.lock, workspace.env, "state", lock_timeout) as held:
@@ -97,6 +98,8 @@ def state_rm(env: str, addresses: list[str], *, lock_timeout: float = 0.0) -> in
 
 
 def state_mv(env: str, source: str, destination: str, *, lock_timeout: float = 0.0) -> int:
+    from dataclasses import replace
+
     from opsgit import output
     from opsgit.errors import UserError
     from opsgit.workspace import open_workspace

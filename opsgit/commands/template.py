@@ -4,11 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import signal
-import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +18,8 @@ if TYPE_CHECKING:
 def role_specs(role: str, root: Path, destination_root: Path = Path("/")) -> list[TemplateSpec]:
     """The role's templates; destinations under `destination_root` (an image being assembled, a
     container's root) and held inside the places host templates may write."""
+    import shlex
+
     from opsgit.repo import load_repo
     from opsgit.repo.load import HOST_WRITE_ROOTS
     from opsgit.runtime.template_config import TemplateSpec
@@ -40,6 +38,10 @@ def template(specs: Sequence[str], *, configs: Sequence[str] = (), role: str | N
              dry: bool = False, wait: str | None = None, missing_key_timeout: float | None = None,
              in_place: bool = False, give_up_after: float | None = None, root: Path | None = None,
              destination_root: str | None = None) -> int:
+    import signal
+    import threading
+    from dataclasses import replace
+
     from opsgit.consul.client import Consul
     from opsgit.runtime.template import TemplateRunner
     from opsgit.runtime.template_config import load_config, parse_spec, parse_wait

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +14,9 @@ if TYPE_CHECKING:
 
 
 def validate(root: Path | None = None, packer: bool = True) -> int:
+    import concurrent.futures
+    import tempfile
+
     from opsgit import output
     from opsgit.config import find_root, load_settings
     from opsgit.images.packer import packer_binary
