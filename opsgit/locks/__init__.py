@@ -16,15 +16,15 @@ whoever writes state under the lock stops scheduling new work.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from opsgit.errors import ConfigError, UserError
+from opsgit.errors import UserError
 from opsgit.locks.holder import describe, holder_record
+from opsgit.plugins import plugin_class
 
 
 class Locked(UserError):
@@ -66,12 +66,7 @@ LOCKS = {"local": "opsgit.locks.local:LocalLock", "consul": "opsgit.locks.consul
 
 def open_lock(settings: Mapping[str, Any], env: str, root: Path) -> RunLock:
     """The run lock that `settings` (env.yaml's `lock:`) names, for `env`."""
-    name = str(settings.get("backend", "local"))
-    target = LOCKS.get(name)
-    if target is None:
-        raise ConfigError(f"unknown lock backend {name!r}", hint=f"use one of {', '.join(LOCKS)}")
-    module, _, cls = target.partition(":")
-    lock: RunLock = getattr(importlib.import_module(module), cls)(settings, env, root)
+    lock: RunLock = plugin_class(LOCKS, str(settings.get("backend", "local")), "lock backend")(settings, env, root)
     return lock
 
 

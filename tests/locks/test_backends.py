@@ -8,25 +8,16 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
 from opsgit.locks import Held, hold, open_lock
-from tests.agent_process import AgentProcess, MotoProcess, start_agent, start_moto
+from tests.agent_process import AgentProcess, MotoProcess
 from tests.conftest import run_opsgit, write_tree
 
 MODULE = "resources:\n  null_resource.one:\n    triggers: {a: b}\n"
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[tuple[AgentProcess, MotoProcess]]:
-    agent, moto = start_agent(), start_moto()
-    yield agent, moto
-    agent.stop()
-    moto.stop()
 
 
 @pytest.fixture(params=["local", "consul", "s3"])

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -17,7 +16,7 @@ import consul as pyconsul
 import pytest
 import yaml
 
-from tests.agent_process import AgentProcess, MotoProcess, start_agent, start_moto, wait_for
+from tests.agent_process import AgentProcess, MotoProcess, wait_for
 from tests.conftest import run_opsgit, start_opsgit, write_tree
 
 SLOW = """resources:
@@ -33,14 +32,6 @@ CHAIN = """resources:
     create_duration: 0.6s
     triggers: {{index: "${{count.index}}"}}
 """
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[tuple[AgentProcess, MotoProcess]]:
-    agent, moto = start_agent(), start_moto()
-    yield agent, moto
-    agent.stop()
-    moto.stop()
 
 
 def environment(services: tuple[AgentProcess, MotoProcess]) -> dict[str, str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from opsgit.engine.state import ResourceState, State
-from opsgit.errors import ConfigError
+from opsgit.plugins import plugin_class
 
 
 class StateBackend(Protocol):
@@ -34,10 +33,6 @@ BACKENDS = {"local": "opsgit.engine.backends.local:LocalBackend", "s3": "opsgit.
 
 
 def open_backend(settings: Mapping[str, Any], env: str, root: Path) -> StateBackend:
-    name = str(settings.get("backend", "local"))
-    target = BACKENDS.get(name)
-    if target is None:
-        raise ConfigError(f"unknown state backend {name!r}", hint=f"use one of {', '.join(BACKENDS)}")
-    module, _, cls = target.partition(":")
-    backend: StateBackend = getattr(importlib.import_module(module), cls)(settings, env, root)
+    kind = plugin_class(BACKENDS, str(settings.get("backend", "local")), "state backend")
+    backend: StateBackend = kind(settings, env, root)
     return backend
