@@ -110,6 +110,8 @@ class Applier:
     def run(self) -> ApplyResult:
         state = self.backend.load()
         check_fresh(self.plan, state)
+        if state.serial == 0 and not state.resources and self.plan.mode != "refresh-only":
+            state = self._persist_lineage(state)
         self.lineage, self.serial = state.lineage, state.serial
         self.resources = dict(state.resources)
         for address, refreshed in self.plan.refreshed.items():
@@ -135,6 +137,14 @@ class Applier:
         self.backend.compact(final)
         result.state = final
         return result
+
+    def _persist_lineage(self, state: State) -> State:
+        """A state that was never written: write it, with the plan's lineage, before the first
+        create. Idempotency tokens derive from the lineage, so a crash between a create and its
+        journal line must find the same lineage on disk, or the next apply creates the object twice."""
+        born = State(lineage=self.plan.lineage or state.lineage, serial=1)
+        self.backend.compact(born)
+        return born
 
     def _operations(self) -> dict[str, _Operation]:
         operations: dict[str, _Operation] = {}
