@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: demo demo-down test lint typecheck unit test-slow test-faults bench packer venv clean
+.PHONY: demo demo-down test lint typecheck unit test-slow test-faults bench packer strace venv clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml
 packer:
 	@command -v packer >/dev/null 2>&1 || { echo "installing packer (Debian package)"; \
 	  $(APT) update -q && $(APT) install -y -q packer; }
+
+# strace kills a process at an exact system call in the crash tests (Debian's package).
+strace:
+	@command -v strace >/dev/null 2>&1 || { echo "installing strace (Debian package)"; \
+	  $(APT) update -q && $(APT) install -y -q strace; }
 
 # The dev environment runs on loopback: moto_server as the AWS API, the opsgit dev agent as Consul.
 DEV_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev \
@@ -46,17 +51,17 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv packer
+unit: venv packer strace
 	$(BIN)/pytest -q -m "not slow"
 
 test: lint typecheck unit
 
-test-slow: venv packer
+test-slow: venv packer strace
 	$(BIN)/pytest -q -m slow
 
 # The fault suite with many trials each; its figures go to docs/reliability.md.
 FAULT_TRIALS ?= 20
-test-faults: venv packer
+test-faults: venv packer strace
 	rm -f build/fault-report.jsonl
 	OPSGIT_FAULT_TRIALS=$(FAULT_TRIALS) $(BIN)/pytest -q tests/faults
 	$(BIN)/python scripts/fault_report.py build/fault-report.jsonl

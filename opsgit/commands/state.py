@@ -60,25 +60,24 @@ def state_show(env: str, address: str) -> int:
 
 
 def _rewrite(workspace: Workspace, change: dict[str, ResourceState | None], lock_timeout: float) -> None:
-    """Apply `change` to the state under the run lock: checked against the state as it is once the
-    lock is held, journalled, then compacted."""
+    """Apply `change` to the state under the run lock, checked against the state as it is once the
+    lock is held, in one atomic write: a kill at any moment leaves the old state or the new one,
+    never half a move."""
     from dataclasses import replace
 
     from opsgit.locks import hold
 
     with hold(workspace.lock, workspace.env, "state", lock_timeout) as held:
         state = workspace.backend.load()
-        serial = state.serial
         resources = dict(state.resources)
         for address, resource in change.items():
-            held.check()
-            serial += 1
-            workspace.backend.record(state.lineage, serial, address, resource)
             if resource is None:
                 resources.pop(address, None)
             else:
                 resources[address] = resource
-        workspace.backend.compact(replace(state, serial=serial + 1, resources=resources))
+        held.check()
+        # A serial past any journal line a crashed run left, so replay never applies one again.
+        workspace.backend.compact(replace(state, serial=state.serial + len(change) + 1, resources=resources))
 
 
 def state_rm(env: str, addresses: list[str], *, lock_timeout: float = 0.0) -> int:

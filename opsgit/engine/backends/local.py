@@ -71,7 +71,13 @@ class LocalBackend:
             handle.flush()
             os.fsync(handle.fileno())
         if self.path.exists():
-            os.replace(self.path, self.path.with_name(self.path.name + ".backup"))
+            # The backup is a second name of the current file, so the state file exists at every
+            # moment: a kill between two renames would have left none, and the state looked empty.
+            backup = self.path.with_name(self.path.name + ".backup")
+            staging = backup.with_name(f".{backup.name}.{os.getpid()}")
+            staging.unlink(missing_ok=True)
+            os.link(self.path, staging)
+            os.replace(staging, backup)
         os.replace(temporary, self.path)
         directory = os.open(self.directory, os.O_RDONLY)
         try:
