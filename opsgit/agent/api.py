@@ -10,6 +10,7 @@ without the last.
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +24,14 @@ from opsgit.agent.http import HttpRequest, HttpResponse
 from opsgit.agent.persist import Database
 from opsgit.agent.store import Store, StoreError
 
+# Consul answers these without a token (clients probe them before they have one).
+OPEN_PATHS = frozenset({"/v1/status/leader", "/v1/status/peers"})
+
+
+def _same(given: str | None, token: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), token.encode())
+
+
 Route = tuple[str, re.Pattern[str], Callable[[HttpRequest, re.Match[str]], Awaitable[HttpResponse]]]
 
 
@@ -32,8 +41,9 @@ class ConsulApi(KvEndpoints, SessionsEndpoints, CatalogEndpoints, HealthEndpoint
         self.routes: list[Route] = self._routes()
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
-        if self.token is not None and self._token_of(request) != self.token:
-            return self._respond(HttpResponse(403, b"Permission denied", content_type="text/plain"))
+        if self.token is not None and request.path not in OPEN_PATHS and not _same(self._token_of(request), self.token):
+            # No X-Consul-Index: a client without the token must not watch write activity.
+            return HttpResponse(403, b"Permission denied", content_type="text/plain")
         allowed: list[str] = []
         for method, pattern, handler in self.routes:
             match = pattern.fullmatch(request.path)

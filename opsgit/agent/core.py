@@ -39,7 +39,13 @@ class ApiCore:
         if change is None:
             return
         if self.database is not None:
-            self.database.save(self.store, change)
+            try:
+                self.database.save(self.store, change)
+            except Exception as error:
+                # Not durable, so it did not happen: the memory goes back to what the disk holds
+                # (readers never see the write, and the index never moves backwards after a restart).
+                self.store.restore(self.database.loaded(self.store))
+                raise StoreError(500, f"failed to persist the write, nothing was changed: {error}") from None
         for key in change.keys:
             wake(self.key_waiters.pop(key, None))
             for prefix in [p for p in self.prefix_waiters if key.startswith(p)]:

@@ -10,6 +10,19 @@ from typing import Any
 
 from opsgit.agent.store import Change, Entry, Session, Store
 
+# SQLite integers are signed 64-bit; Consul's flags are unsigned 64-bit (`consul lock -n`'s semaphore
+# flag is 0xE0F69A2BAA414DE0): they are stored in two's complement and read back unsigned.
+UINT64 = 2**64
+
+
+def _signed(flags: int) -> int:
+    return flags - UINT64 if flags >= UINT64 // 2 else flags
+
+
+def _unsigned(stored: int) -> int:
+    return stored + UINT64 if stored < 0 else stored
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, flags INTEGER NOT NULL,
     create_index INTEGER NOT NULL, modify_index INTEGER NOT NULL, lock_index INTEGER NOT NULL, session TEXT);
@@ -33,7 +46,7 @@ class Database:
         store.kv_index = int(meta.get("kv_index", 1))
         for row in self.connection.execute("SELECT key, value, flags, create_index, modify_index, lock_index, "
                                            "session FROM kv ORDER BY key"):
-            store.kv[row[0]] = Entry(*row)
+            store.kv[row[0]] = Entry(row[0], row[1], _unsigned(row[2]), *row[3:])
         store._keys = sorted(store.kv)
         for (body,) in self.connection.execute("SELECT body FROM sessions"):
             data = json.loads(body)
@@ -49,6 +62,12 @@ class Database:
             store.checks.update({tuple(k.split("\0", 1)): v for k, v in data["checks"].items()})
             store.catalog_index = int(meta.get("catalog_index", 1))
 
+    def loaded(self, like: Store) -> Store:
+        """A store as this database holds it, for the node `like` serves."""
+        store = Store(node=like.node_name, address=like.nodes[like.node_name]["Address"], datacenter=like.datacenter)
+        self.load(store)
+        return store
+
     def save(self, store: Store, change: Change) -> None:
         cursor = self.connection.cursor()
         cursor.execute("BEGIN")
@@ -57,7 +76,9 @@ class Database:
                 if row is None:
                     cursor.execute("DELETE FROM kv WHERE key = ?", (key,))
                 else:
-                    cursor.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+                    key, value, flags, *rest = row
+                    cursor.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                   (key, value, _signed(flags), *rest))
             for session_id, body in change.sessions.items():
                 if body is None:
                     cursor.execute("DELETE FROM sessions WHERE id = ?", (session_id,))

@@ -73,7 +73,8 @@ def with_index(response: HttpResponse, index: int) -> HttpResponse:
 
 
 def uint(raw: str | None, name: str) -> int:
-    if raw is None or not raw.isdigit():
+    """An unsigned 64-bit query value, as Consul parses it (anything else is 400)."""
+    if raw is None or not raw.isascii() or not raw.isdigit() or int(raw) >= 2**64:
         raise StoreError(400, f"Invalid {name}: {raw!r}")
     return int(raw)
 

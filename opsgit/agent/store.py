@@ -111,6 +111,15 @@ class Store:
         self.catalog_index = 1
         self._register_own_node(address)
 
+    DURABLE = ("index", "kv", "_keys", "kv_index", "sessions", "sessions_index", "nodes", "services", "checks",
+               "catalog_index")
+
+    def restore(self, durable: Store) -> None:
+        """Take back what `durable` (this store as its database holds it) has: a write that could
+        not be made durable is undone. Tombstones and lock-delays stay: they are never stored."""
+        for name in self.DURABLE:
+            setattr(self, name, getattr(durable, name))
+
     # -- indexes -----------------------------------------------------------------------------
 
     def _next(self, change: Change | None = None) -> Change:

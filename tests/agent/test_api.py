@@ -171,6 +171,19 @@ def test_token_is_required_when_configured() -> None:
         secured.stop()
 
 
+def test_a_refused_request_shows_no_index_and_status_answers_without_a_token() -> None:
+    secured = start_agent("--token", "s3cret")
+    try:
+        for _ in range(3):
+            assert requests.put(secured.url + "/v1/kv/busy", data=b"x", headers={"X-Consul-Token": "s3cret"}).json()
+        refused = requests.get(secured.url + "/v1/kv/busy?index=1&wait=1s")
+        assert refused.status_code == 403 and "X-Consul-Index" not in refused.headers  # no window on writes
+        assert requests.get(secured.url + "/v1/status/leader").status_code == 200  # as Consul, no token needed
+        assert requests.get(secured.url + "/v1/status/peers").status_code == 200
+    finally:
+        secured.stop()
+
+
 def test_clean_shutdown_on_sigterm() -> None:
     process = start_agent()
     assert process.stop() == 0

@@ -46,3 +46,43 @@ def test_sessions_and_locks_survive_a_restart(tmp_path: Path) -> None:
         assert requests.get(f"{again.url}/v1/kv/locks/x").json()[0]["Session"] == session
     finally:
         again.stop()
+
+
+def test_a_full_uint64_flag_round_trips_across_a_restart_and_the_index_never_goes_back(tmp_path: Path) -> None:
+    import consul as pyconsul
+
+    biggest = 2**64 - 1
+    agent = data_dir_agent(tmp_path / "data")
+    port = int(agent.address.rsplit(":", 1)[1])
+    client = pyconsul.Consul(host="127.0.0.1", port=port)
+    try:
+        assert client.kv.put("flags/max", "v", flags=biggest) is True
+        assert client.kv.put("flags/semaphore", "v", flags=0xE0F69A2BAA414DE0) is True
+        index, entry = client.kv.get("flags/max")
+        assert entry["Flags"] == biggest
+        too_big = requests.put(f"{agent.url}/v1/kv/flags/over?flags={2**64}", data=b"v", timeout=10)
+        assert too_big.status_code == 400  # as Consul: not a uint64
+        assert requests.get(f"{agent.url}/v1/kv/flags/over", timeout=10).status_code == 404  # no trace of it
+    finally:
+        agent.stop(signal.SIGKILL)
+    again = data_dir_agent(tmp_path / "data")
+    try:
+        client = pyconsul.Consul(host="127.0.0.1", port=int(again.address.rsplit(":", 1)[1]))
+        after, entry = client.kv.get("flags/max")
+        assert entry["Flags"] == biggest and int(after) >= int(index)
+        assert client.kv.get("flags/semaphore")[1]["Flags"] == 0xE0F69A2BAA414DE0
+    finally:
+        again.stop()
+
+
+def test_opsgit_lock_semaphore_works_against_a_data_dir_agent(tmp_path: Path) -> None:
+    from tests.conftest import run_opsgit
+
+    agent = data_dir_agent(tmp_path / "data")
+    try:
+        done = run_opsgit("lock", "-n", "2", "locks/binstore", "--", "sh", "-c", "echo held=$CONSUL_LOCK_HELD",
+                          cwd=tmp_path, env=agent.env(), timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "held=true" in done.stdout
+    finally:
+        agent.stop()
