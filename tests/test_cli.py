@@ -129,4 +129,22 @@ def test_unexpected_errors_exit_3_with_a_log(capsys: object) -> None:
     assert "unexpected RuntimeError: boom" in err
     log = err.rsplit("details in ", 1)[1].rstrip(")\n")
     assert "RuntimeError: boom" in Path(log).read_text()
+    assert Path(log).stat().st_mode & 0o077 == 0
     Path(log).unlink()
+
+
+def test_a_crash_log_goes_under_the_projects_opsgit_directory_masked(example: Path, capsys: object,
+                                                                    monkeypatch: object) -> None:
+    from opsgit.secrets import register
+
+    monkeypatch.chdir(example)  # type: ignore[attr-defined]
+    register("crash-secret-value-9")
+
+    def broken() -> int:
+        raise RuntimeError("boom with crash-secret-value-9")
+
+    assert run_guarded(broken) == 3
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    log = Path(err.rsplit("details in ", 1)[1].rstrip(")\n"))
+    assert log.parent == example / ".opsgit" / "crash"
+    assert "RuntimeError: boom" in log.read_text() and "crash-secret-value-9" not in log.read_text() + err
