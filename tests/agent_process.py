@@ -23,6 +23,11 @@ class AgentProcess:
     process: subprocess.Popen[str]
     url: str
     address: str
+    log_path: str = ""
+
+    def log(self) -> str:
+        """What the agent wrote to stderr so far."""
+        return Path(self.log_path).read_text(errors="replace") if self.log_path else ""
 
     def stop(self, signum: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
@@ -66,7 +71,7 @@ def start_agent(*args: str, port: int = 0) -> AgentProcess:
         process.wait()
         process.stdout.close()
         raise RuntimeError(f"agent did not start: {line}{Path(log.name).read_text()}")
-    agent = AgentProcess(process, f"http://{match.group(1)}", match.group(1))
+    agent = AgentProcess(process, f"http://{match.group(1)}", match.group(1), log.name)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 from typing import Any
 
 from opsgit.agent.http import HttpRequest, HttpResponse
@@ -18,12 +19,47 @@ MAX_TXN_OPS = 64
 VERSION = "1.22.0"
 
 
+# The JSON types of the request fields Consul's endpoints read (its Go structs), by canonical
+# name: a field of another type is refused with 400 before anything uses it, as Consul does.
+NUMBER = (int, float)
+DURATION = (str, int, float)
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "id": (str,), "node": (str,), "address": (str,), "datacenter": (str,),
+    "service": (dict, str), "serviceid": (str,), "checkid": (str,), "check": (dict,), "checks": (list,),
+    "nodechecks": (list,), "servicechecks": (list,), "tags": (list,), "port": (int,), "meta": (dict,),
+    "nodemeta": (dict,), "taggedaddresses": (dict,), "weights": (dict,), "enabletagoverride": (bool,),
+    "behavior": (str,), "ttl": DURATION, "lockdelay": DURATION, "interval": DURATION, "timeout": DURATION,
+    "deregistercriticalserviceafter": DURATION, "status": (str,), "output": (str,), "notes": (str,),
+    "http": (str,), "tcp": (str,), "method": (str,), "header": (dict,), "tlsskipverify": (bool,),
+}
+GO_TYPES = {str: "string", int: "int", float: "float64", bool: "bool", dict: "object", list: "array"}
+
+
 def canonical(data: Any) -> dict[str, Any]:
     """Consul matches JSON field names case-insensitively (Go's encoding/json), and the agent's
-    endpoints take snake_case too; py-consul sends `lockdelay`, `ttl`, `tagged_addresses`."""
+    endpoints take snake_case too; py-consul sends `lockdelay`, `ttl`, `tagged_addresses`. Known
+    fields are checked against their JSON type (null is absent)."""
     if not isinstance(data, dict):
         raise StoreError(400, "Request decode failed: expected a JSON object")
-    return {str(key).replace("_", "").lower(): value for key, value in data.items()}
+    fields = {str(key).replace("_", "").lower(): value for key, value in data.items()}
+    for name, value in fields.items():
+        wanted = FIELD_TYPES.get(name)
+        if wanted is None or value is None:
+            continue
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            raise StoreError(400, f"Request decode failed: json: cannot unmarshal {json_kind(value)} into Go "
+                                  f"struct field {name} of type {GO_TYPES[wanted[0]]}")
+    return fields
+
+
+def json_kind(value: Any) -> str:
+    """What a decoded JSON value was, in the words of Go's decoder errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    kinds: dict[type, str] = {str: "string", dict: "object", list: "array"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def json_body(request: HttpRequest, *, optional: bool = False) -> Any:
@@ -35,9 +71,13 @@ def json_body(request: HttpRequest, *, optional: bool = False) -> Any:
         return json.loads(request.body)
     except (ValueError, UnicodeDecodeError) as error:
         raise StoreError(400, f"Request decode failed: {error}") from None
+    except RecursionError:
+        raise StoreError(400, "Request decode failed: exceeded max depth") from None
 
 
 def duration(value: Any, what: str, *, nanoseconds: bool = False) -> float:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise StoreError(400, f"Request decode failed: invalid {what} duration {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         # Consul: a bare number is nanoseconds, but one below 1000 means seconds (a common mistake)
         return float(value) if not nanoseconds or value < 1000 else value / 1e9

@@ -246,7 +246,7 @@ class Store:
         if behavior not in ("release", "delete"):
             raise StoreError(400, f"Invalid Behavior setting '{behavior}'")
         if ttl is not None and ttl != 0 and not MIN_TTL <= ttl <= MAX_TTL:
-            raise StoreError(400, f"Invalid Session TTL '{int(ttl * 1e9)}', must be between [10s=24h0m0s]")
+            raise StoreError(400, f"Invalid Session TTL '{ttl * 1e9:.0f}', must be between [10s=24h0m0s]")
         if not 0 <= lock_delay <= MAX_LOCK_DELAY:
             raise StoreError(400, f"Invalid LockDelay: {lock_delay}s exceeds the maximum of 60s")
         checks = [SERF_CHECK] if checks is None else checks

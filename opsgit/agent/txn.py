@@ -6,6 +6,7 @@ import base64
 import binascii
 from typing import Any
 
+from opsgit.agent.shapes import entry_json, json_kind
 from opsgit.agent.store import Change, Entry, Store, StoreError
 
 READS = ("get", "get-tree", "get-or-empty", "check-index", "check-session", "check-not-exists")
@@ -13,7 +14,13 @@ READS = ("get", "get-tree", "get-or-empty", "check-index", "check-session", "che
 
 def run_transaction(store: Store, operations: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
                                                                    Change | None]:
-    """(results, errors, change). With errors nothing was changed."""
+    """(results, errors, change). With errors nothing was changed. A body that does not decode
+    (a field of the wrong type) is refused whole with 400, as Consul's decoder does."""
+    for operation in operations:
+        kv = operation.get("KV") if isinstance(operation, dict) else None
+        if isinstance(kv, dict):
+            _uint64(kv, "Flags")
+            _uint64(kv, "Index")
     snapshot = _snapshot(store, operations)
     writes = any(_verb(op) not in READS for op in operations if isinstance(op, dict))
     change = Change(store.index + 1) if writes else None
@@ -73,9 +80,19 @@ def _restore(store: Store, snapshot: dict[str, Any]) -> None:
 
 
 def _entry_result(entry: Entry | None, *, with_value: bool) -> list[dict[str, Any]]:
-    from opsgit.agent.shapes import entry_json
+
 
     return [{"KV": entry_json(entry, with_value=with_value)}] if entry is not None else []
+
+
+def _uint64(kv: dict[str, Any], name: str) -> int:
+    """A uint64 field of a KV operation, as Consul's decoder reads it (a whole number, in range)."""
+    value = kv.get(name) or 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or \
+            not 0 <= value < 2**64:
+        raise StoreError(400, f"Failed to parse body: json: cannot unmarshal {json_kind(value)} into Go struct "
+                              f"field KVTxnOp.KV.{name} of type uint64")
+    return int(value)
 
 
 def _apply(store: Store, operation: Any, change: Change | None) -> list[dict[str, Any]]:
@@ -90,9 +107,12 @@ def _apply(store: Store, operation: Any, change: Change | None) -> list[dict[str
         value = base64.b64decode(kv["Value"]) if kv.get("Value") else b""
     except (binascii.Error, TypeError):
         raise StoreError(400, f"invalid base64 Value for key {key!r}") from None
-    flags = int(kv.get("Flags") or 0)
-    index = int(kv.get("Index") or 0)
+    flags = _uint64(kv, "Flags")
+    index = _uint64(kv, "Index")
     session = kv.get("Session") or None
+    if session is not None and not isinstance(session, str):
+        raise StoreError(400, "Failed to parse body: json: cannot unmarshal into Go struct field KVTxnOp.KV.Session "
+                              "of type string")
     entry = store.kv.get(key)
     if verb == "get":
         if entry is None:

@@ -118,6 +118,17 @@ def test_renew_of_unknown_session_is_404(agent: AgentProcess) -> None:
     ("GET", "/v1/kv/", None, 400, "Missing key name"),
     ("DELETE", "/v1/status/leader", None, 405, ""),
     ("PUT", "/v1/txn", b'{"KV": 1}', 400, "expected a list"),
+    # Malformed fields: Consul's decoder refuses them with 400, never a 500 with a traceback.
+    ("PUT", "/v1/txn", b'[{"KV": {"Verb": "cas", "Key": "a", "Index": "x"}}]', 400,
+     "cannot unmarshal string into Go struct field KVTxnOp.KV.Index of type uint64"),
+    ("PUT", "/v1/txn", b"[" * 100_000 + b"]" * 100_000, 400, "Request decode failed"),
+    ("PUT", "/v1/session/create", b'{"TTL": 1e308}', 400, "Invalid Session TTL"),
+    ("PUT", "/v1/session/create", b'{"Checks": 5}', 400, "cannot unmarshal number into Go struct field checks"),
+    ("PUT", "/v1/session/create", b'{"Name": {"a": 1}}', 400, "cannot unmarshal object into Go struct field name"),
+    ("PUT", "/v1/agent/service/register", b'{"Name": {"a": 1}}', 400, "cannot unmarshal object"),
+    ("PUT", "/v1/agent/service/register", b'{"Name": "x", "Checks": 5}', 400, "cannot unmarshal number"),
+    ("PUT", "/v1/catalog/register", b'{"Node": ["x"], "Address": "1.2.3.4"}', 400,
+     "cannot unmarshal array into Go struct field node of type string"),
 ])
 def test_bad_requests_get_consuls_answers(agent: AgentProcess, method: str, path: str, body: bytes | None,
                                           status: int, text: str) -> None:
@@ -125,6 +136,8 @@ def test_bad_requests_get_consuls_answers(agent: AgentProcess, method: str, path
     assert answer.status_code == status
     assert text in answer.text
     assert requests.get(url(agent, "/v1/status/leader")).status_code == 200  # still serving
+    if status == 400:
+        assert "Traceback" not in agent.log()
 
 
 def test_txn_rollback_is_409_and_changes_nothing(agent: AgentProcess) -> None:
