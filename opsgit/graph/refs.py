@@ -152,6 +152,17 @@ def substitute(text: str, replace: Callable[[str], str]) -> str:
     return PATTERN.sub(one, text)
 
 
+def unterminated(text: str) -> str | None:
+    """The start of a `${` that no `}` closes (`${aws_route53_zone.internal.zone_id`), if any: it
+    would otherwise reach a provider as literal text."""
+    rest = PATTERN.sub("", text)
+    start = rest.replace("$${", "").find("${")
+    if start < 0:
+        return None
+    fragment = rest.replace("$${", "")[start:]
+    return fragment.split()[0][:80] if fragment.split() else fragment[:80]
+
+
 def whole(text: str) -> str | None:
     """The expression if `text` is exactly one reference, else None."""
     match = PATTERN.fullmatch(text.strip()) if text.startswith("${") else None

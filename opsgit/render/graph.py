@@ -356,6 +356,10 @@ class GraphRenderer:
             return False, "/" + prefix + expression
 
         def change(text: str) -> Any:
+            unclosed = refs.unterminated(text)
+            if unclosed is not None:
+                raise self._ref_error(f"unterminated reference {unclosed}", origin, unclosed[2:], line,
+                                      hint="close it with }")
             single = refs.whole(text)
             if single is not None:
                 inlined, result = resolve(single)

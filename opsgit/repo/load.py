@@ -95,6 +95,9 @@ def _read(root: Path, path: Path) -> tuple[str, str]:
                           hint=f"every {path.parent.parent.name[:-1]} directory needs one") from None
     except UnicodeDecodeError:
         raise ConfigError("file is not UTF-8 text", file=relative) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path.name} is a directory, not a file", file=relative,
+                          hint=f"write {path.name} as a YAML file") from None
 
 
 # Parsed files by (name, text): affected detection loads the same env.yaml files at two commits, and

@@ -81,7 +81,10 @@ class FastLoader(yaml.CSafeLoader):
             return self._plain(node, {}, set())
         except (_NotPlain, yaml.constructor.ConstructorError):
             # PyYAML's constructor reports the first error in its own order (keys before the
-            # insides of values), so an error found here is reported by it
+            # insides of values), so an error found here is reported by it; but first, what it
+            # would build and nothing downstream can use: values that contain themselves, and
+            # types JSON does not have (bytes, sets, dates)
+            _check_json_shape(node, set())
             return super().construct_document(node)
         finally:
             self.constructed_objects = {}
@@ -122,6 +125,27 @@ class FastLoader(yaml.CSafeLoader):
             raise _NotPlain
         building.discard(identity)
         return value
+
+
+# The tags whose values JSON has (strings, numbers, booleans, null, lists, maps), and `<<` merges.
+_JSON_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map",
+                                                                "merge"))
+
+
+def _check_json_shape(node: yaml.Node, building: set[int]) -> None:
+    if node.tag not in _JSON_TAGS and not node.tag.startswith("!"):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"unsupported value type !!{node.tag.rsplit(':', 1)[-1]}", node.start_mark)
+    if isinstance(node, yaml.ScalarNode):
+        return
+    if id(node) in building:
+        raise yaml.constructor.ConstructorError(None, None, "recursive alias: a value that contains itself",
+                                                node.start_mark)
+    building.add(id(node))
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+    for child in children:
+        _check_json_shape(child, building)
+    building.discard(id(node))
 
 
 class _NotPlain(Exception):
@@ -211,6 +235,10 @@ def _expanded_size(value: Any, limit: int) -> int:
 
 
 def _yaml_hint(problem: str) -> str | None:
+    if "unsupported value type" in problem:
+        return "values are strings, numbers, booleans, null, lists and maps: drop the !! tag, or quote the value"
+    if "recursive alias" in problem:
+        return "an alias may not refer to the value it is inside; write the values out"
     if "is not a valid !!" in problem:
         return "write a value of that type, or drop the !! tag"
     if "found duplicate key" in problem:
