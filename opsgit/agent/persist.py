@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from opsgit.agent.store import Change, Entry, Session, Store
+from opsgit.errors import UserError
 
 # SQLite integers are signed 64-bit; Consul's flags are unsigned 64-bit (`consul lock -n`'s semaphore
 # flag is 0xE0F69A2BAA414DE0): they are stored in two's complement and read back unsigned.
@@ -35,10 +36,14 @@ class Database:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "agent.db"
-        self.connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute("PRAGMA synchronous=FULL")
-        self.connection.executescript(SCHEMA)
+        try:
+            self.connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=FULL")
+            self.connection.executescript(SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise UserError(f"the agent's data directory holds no usable database ({error})", file=str(self.path),
+                            hint="restore it, or move it away to start with an empty agent") from None
 
     def load(self, store: Store) -> None:
         meta = dict(self.connection.execute("SELECT name, value FROM meta"))

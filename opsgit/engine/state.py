@@ -74,6 +74,21 @@ def journal_entry(lineage: str, serial: int, address: str, resource: ResourceSta
             "resource": resource.to_json() if resource else None}
 
 
+def entry_problem(entry: Any) -> str | None:
+    """What is wrong with a decoded journal entry (None: it is one `journal_entry` writes)."""
+    if not isinstance(entry, dict):
+        return f"a journal entry is an object, not {type(entry).__name__}"
+    if not isinstance(entry.get("serial"), int) or isinstance(entry.get("serial"), bool):
+        return "its serial is not a whole number"
+    if not isinstance(entry.get("address"), str) or not isinstance(entry.get("lineage"), str):
+        return "its address or lineage is not a string"
+    resource = entry.get("resource")
+    fields = {"address", "type", "provider", "id"}
+    if resource is not None and not (isinstance(resource, dict) and fields <= set(resource)):
+        return "its resource is not a state resource"
+    return None
+
+
 def replay(state: State, entries: Iterable[Mapping[str, Any]], *, adopt_lineage: bool = False) -> State:
     """`state` with the journal entries that follow it applied, in order. `adopt_lineage`: the
     state was never written, so the journal's first entry says which lineage it belongs to."""

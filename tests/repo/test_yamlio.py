@@ -56,12 +56,9 @@ DOCUMENTS = [
     "a: 1\na: 2\n",
     "? [1, 2]\n: x\n",
     "? {a: 1}\n: x\n",
-    "self: &s [1, *s]\n",
     "base: &b {x: 1}\nmerged:\n  !!merge <<: *b\n  y: 2\n",
     "<<: {x: 1}\n",
     "a: !!str 1\nb: !!int '3'\nc: !!float '2'\nd: !!bool 'true'\n",
-    "s: !!set {a, b}\n",
-    "o: !!omap [a: 1, b: 2]\n",
     "t: !custom 1\n",
     "d: 2001-12-14\n",
     "- 1\n- [a, {b: c}]\n- {}\n- []\n",
@@ -76,13 +73,33 @@ def test_documents_load_alike(text: str) -> None:
     assert load(text, yamlio.FastLoader) == load(text, GeneralLoader)
 
 
+# What PyYAML would build and nothing downstream can use (JSON has no bytes, sets, dates or values
+# that contain themselves): refused while parsing, naming the line.
+REFUSED = ["self: &s [1, *s]\n", "m: &m {k: *m}\n", "s: !!set {a, b}\n", "o: !!omap [a: 1, b: 2]\n",
+           "b: !!binary aGk=\n", "t: !!timestamp 2001-12-14\n", "p: !!pairs [a: 1]\n",
+           "x: !!python/tuple [1]\n"]
+
+
+@pytest.mark.parametrize("text", REFUSED)
+def test_values_json_has_not_are_refused_with_their_line(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        yamlio.parse("ok: 1\n" + text, "f.yaml")
+    assert caught.value.line == 2
+    assert "unsupported value type" in caught.value.message or "recursive alias" in caught.value.message
+    assert caught.value.hint
+
+
 def test_every_yaml_file_of_the_example_and_the_fixtures_loads_alike() -> None:
     files = [p for part in ("environments", "roles", "modules", ".github") for p in (REPO_ROOT / part).rglob("*.y*ml")]
-    files += list(BROKEN.rglob("*.y*ml"))
+    files += [p for p in BROKEN.rglob("*.y*ml") if p.is_file()]
     assert len(files) > 40
     for path in files:
         text = path.read_text()
         body = text.split("\n---\n", 1)[0] if path.name == "module.yaml" else text  # the body is Jinja
+        case = BROKEN / path.relative_to(BROKEN).parts[0] if BROKEN in path.parents else None
+        expected = (case / "expected-error").read_text() if case is not None else ""
+        if "unsupported value type" in expected or "recursive alias" in expected:
+            continue  # a broken case whose YAML opsgit refuses on purpose
         assert load(body, yamlio.FastLoader) == load(body, GeneralLoader), path
 
 
@@ -91,7 +108,7 @@ def test_an_alias_is_one_object_on_the_fast_path() -> None:
     assert data["use"] is data["base"]
 
 
-@pytest.mark.parametrize("text", ["b: !!int abc\n", "b: !!float abc\n", "b: !!bool abc\n", "b: !!timestamp abc\n"])
+@pytest.mark.parametrize("text", ["b: !!int abc\n", "b: !!float abc\n", "b: !!bool abc\n"])
 def test_a_value_that_is_not_of_its_explicit_type_is_a_clear_error(text: str) -> None:
     with pytest.raises(ConfigError) as caught:
         yamlio.parse(text, "f.yaml")

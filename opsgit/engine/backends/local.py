@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from opsgit.engine.state import ResourceState, State, journal_entry, replay
+from opsgit.engine.state import ResourceState, State, entry_problem, journal_entry, replay
 from opsgit.errors import UserError
 
 
@@ -43,7 +43,7 @@ class LocalBackend:
             return state
         with self.journal.open() as journal:
             # A first apply that died before its first compaction: the journal knows the lineage.
-            return replay(state, _entries(journal), adopt_lineage=not self.path.exists())
+            return replay(state, _entries(journal, str(self.journal)), adopt_lineage=not self.path.exists())
 
     def record(self, lineage: str, serial: int, address: str, resource: ResourceState | None) -> None:
         entry = journal_entry(lineage, serial, address, resource)
@@ -88,9 +88,25 @@ class LocalBackend:
         self.journal.unlink(missing_ok=True)
 
 
-def _entries(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    for line in lines:
+def _entries(lines: Iterable[str], file: str) -> Iterator[dict[str, Any]]:
+    """The journal's entries. A torn last line is a change that was never acknowledged and is
+    left out; a damaged line anywhere else is refused, naming it, since what follows it would be
+    replayed without it."""
+    pending: tuple[int, str] | None = None
+    for number, line in enumerate(lines, start=1):
+        if pending is not None:
+            raise _damaged(file, *pending)
         try:
-            yield json.loads(line)
+            entry = json.loads(line)
         except ValueError:
-            return  # a torn last line: the change it described was never acknowledged
+            pending = (number, "it is not JSON")
+            continue
+        problem = entry_problem(entry)
+        if problem is not None:
+            raise _damaged(file, number, problem)
+        yield entry
+
+
+def _damaged(file: str, line: int, problem: str) -> UserError:
+    return UserError(f"the state journal is damaged: {problem}", file=file, line=line,
+                     hint="restore the state from its .backup, or move the journal away if its changes are known")
