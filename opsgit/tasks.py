@@ -27,19 +27,19 @@ KINDS: dict[str, type] = {"int": int, "bool": bool, "false": bool, "list": list}
 class DeclaredTask(Task[Any]):
     """An invoke task whose arguments are a command's declared ones."""
 
-    def __init__(self, command: Command) -> None:
+    def __init__(self, command: Command, qualified: str | None = None) -> None:
+        called = qualified or command.name  # as invoke users type it: `state.rm`
         def body(c: Context, **values: Any) -> None:
             def action() -> int:
-                missing = [arg.name for arg in command.args if (arg.required or (arg.positional and arg.nargs is None))
-                           and values.get(arg.attribute) in (None, "")]
+                missing = [arg.name for arg in command.args if (arg.required or (arg.positional and arg.nargs != "?"))
+                           and values.get(arg.attribute) in (None, "", [])]
                 if missing:
-                    raise UserError(f"{command.name} needs {', '.join(missing)}",
-                                    hint=f"see `invoke --help {command.name}`")
+                    raise UserError(f"{called} needs {', '.join(missing)}", hint=f"see `invoke --help {called}`")
                 parsed = namespace(command, values)
                 if command.check is not None:
                     problem = command.check(parsed)
                     if problem:
-                        raise UserError(problem, hint=f"see `invoke --help {command.name}`")
+                        raise UserError(problem, hint=f"see `invoke --help {called}`")
                 assert command.run is not None
                 return command.run(parsed)
 
@@ -60,7 +60,7 @@ def _argument(arg: Arg) -> Argument:
     # Optional positionals (`apply PLANFILE`) are flags here: invoke's positionals are required.
     positional = arg.positional and arg.nargs is None
     name = arg.name.lstrip("-") if not arg.positional else arg.name.replace("_", "-")
-    kind = KINDS.get(arg.kind, str)
+    kind = list if arg.nargs == "+" else KINDS.get(arg.kind, str)  # many values: a repeatable flag here
     default: Any = [] if kind is list else False if kind is bool else None
     return Argument(names=(name,), kind=kind, default=default, help=arg.help, positional=positional,
                     attr_name=arg.attribute if arg.attribute != name else None)
@@ -72,7 +72,8 @@ def _collection() -> Collection:
         if not command.task:
             continue
         if command.subcommands:
-            collection.add_collection(Collection(command.name, *(DeclaredTask(sub) for sub in command.subcommands)))
+            collection.add_collection(Collection(command.name, *(DeclaredTask(sub, f"{command.name}.{sub.name}")
+                                                                 for sub in command.subcommands)))
         else:
             collection.add_task(DeclaredTask(command))
     return collection

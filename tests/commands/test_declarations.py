@@ -110,3 +110,23 @@ def test_help_builds_without_the_heavy_libraries() -> None:
             " 'opsgit.engine.plan', 'opsgit.consul.client') if m in sys.modules))")
     result = subprocess.run([venv_bin("python"), "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_invoke_takes_many_addresses_and_refuses_none(tmp_path: Path) -> None:
+    from tests.conftest import REPO_ROOT, write_tree
+
+    env = {**os.environ, "PATH": f"{Path(venv_bin('invoke')).parent}:{os.environ['PATH']}"}
+    root = write_tree(tmp_path / "ops", {
+        "environments/t/env.yaml": "modules:\n  m: {source: m}\n",
+        "modules/m/module.yaml": "resources:\n  null_resource.n:\n    count: 3\n"
+                                 "    triggers: {i: \"${count.index}\"}\n",
+        "tasks.py": (REPO_ROOT / "tasks.py").read_text()})
+    assert run_opsgit("apply", "--env", "t", "--auto-approve", cwd=root).returncode == 0
+    removed = subprocess.run([venv_bin("invoke"), "state.rm", "--env", "t", "--addresses",
+                              "module.m.null_resource.n[1]", "--addresses", "module.m.null_resource.n[2]"], cwd=root,
+                             env=env, capture_output=True, text=True, check=False)
+    assert removed.returncode == 0, removed.stderr
+    assert run_opsgit("state", "list", "--env", "t", cwd=root).stdout.split() == ["module.m.null_resource.n[0]"]
+    none = subprocess.run([venv_bin("invoke"), "state.rm", "--env", "t"], cwd=root, env=env, capture_output=True,
+                          text=True, check=False)
+    assert none.returncode == 1 and "state.rm needs addresses" in none.stderr
