@@ -25,6 +25,7 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from opsgit.errors import RenderError
+from opsgit.repo.paths import inside
 
 # Names of the functions `opsgit template` provides on hosts (consul-template's, in Jinja form).
 HOST_FUNCTIONS = ("key", "key_or_default", "key_exists", "ls", "tree", "service", "services", "node",
@@ -69,6 +70,7 @@ class RepoTemplateLoader(jinja2.BaseLoader):
     """Loads `{% include %}`/`{% import %}` targets from the repository's `templates/`."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.directory = root / "templates"
 
     def get_source(self, environment: jinja2.Environment,
@@ -79,6 +81,7 @@ class RepoTemplateLoader(jinja2.BaseLoader):
         path = self.directory.joinpath(*parts)
         if not path.is_file():
             raise jinja2.TemplateNotFound(template)
+        inside(self.root, path)
         source = path.read_text(encoding="utf-8")
         mtime = path.stat().st_mtime
         return source, f"templates/{template}", lambda: path.stat().st_mtime == mtime

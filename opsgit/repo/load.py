@@ -11,6 +11,7 @@ from opsgit.engine.backends import BACKENDS as STATE_BACKENDS
 from opsgit.errors import ConfigError
 from opsgit.locks import LOCKS as LOCK_BACKENDS
 from opsgit.repo import yamlio
+from opsgit.repo.paths import inside
 from opsgit.repo.schema import check_keys, expect, expect_command, expect_mapping, expect_name, suggest
 from opsgit.repo.values import (
     VARIABLE_TYPES,
@@ -51,7 +52,7 @@ def load_repo(root: Path, settings: Settings | None = None, *, only: Collection[
                             if only is None or d.name in only)
     }
     shared = tuple(
-        sorted(p.relative_to(root).as_posix() for p in (root / "templates").rglob("*") if p.is_file())
+        sorted(inside(root, p).relative_to(root).as_posix() for p in (root / "templates").rglob("*") if p.is_file())
     ) if (root / "templates").is_dir() else ()
     return Repo(settings=settings, environments=environments, modules=modules, roles=roles,
                 shared_templates=shared, role_names=tuple(sorted(known_roles)))
@@ -88,6 +89,7 @@ def _subdirs(parent: Path) -> list[Path]:
 
 def _read(root: Path, path: Path) -> tuple[str, str]:
     relative = path.relative_to(root).as_posix()
+    inside(root, path)
     try:
         return relative, path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -172,7 +174,7 @@ def _load_role(root: Path, directory: Path) -> Role:
     check_keys(data, origin, ROLE_KEYS)
     template_dir = directory / "templates"
     template_files = tuple(sorted(
-        p.relative_to(template_dir).as_posix() for p in template_dir.rglob("*") if p.is_file()
+        inside(root, p).relative_to(template_dir).as_posix() for p in template_dir.rglob("*") if p.is_file()
     )) if template_dir.is_dir() else ()
     tests_dir = directory / "tests"
     test_files = tuple(sorted(p.name for p in tests_dir.glob("test_*.py"))) if tests_dir.is_dir() else ()
