@@ -40,14 +40,16 @@ class Redactor:
         self._lock = threading.Lock()
 
     def add(self, value: Any) -> None:
-        """Mask this value (and each string inside it) from now on."""
+        """Mask this value (and each string inside it) from now on, in each encoding it may
+        travel in (see `encodings`)."""
         for text in _strings(value):
-            if len(text) >= MIN_LENGTH and text not in self._values:
-                with self._lock:
-                    self._values.add(text)
-                    # Longest first, so that a secret containing another is masked whole.
-                    self._pattern = re.compile("|".join(re.escape(v) for v in sorted(self._values, key=len,
-                                                                                        reverse=True)))
+            if len(text) < MIN_LENGTH or text in self._values:
+                continue
+            with self._lock:
+                self._values.update(form for form in encodings(text) if len(form) >= MIN_LENGTH)
+                # Longest first, so that a secret containing another is masked whole.
+                self._pattern = re.compile("|".join(re.escape(v) for v in sorted(self._values, key=len,
+                                                                                    reverse=True)))
 
     def add_environment(self, environ: Mapping[str, str]) -> None:
         for name, value in environ.items():
@@ -67,6 +69,23 @@ class Redactor:
             return self.redact(leaf) if isinstance(leaf, str) else leaf
 
         return walk.transform(value, one, key=one)
+
+
+def encodings(text: str) -> set[str]:
+    """The forms a secret takes on its way out: as it is, JSON-escaped (ASCII-only JSON writes
+    `\\u00e9`), as Python's repr shows it, URL-encoded, and base64 (with and without padding, in
+    both alphabets)."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    raw = text.encode("utf-8")
+    forms = {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1], repr(text)[1:-1],
+             quote(text, safe=""), quote_plus(text), quote(text)}
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        encoded = encode(raw).decode("ascii")
+        forms |= {encoded, encoded.rstrip("=")}
+    return forms
 
 
 def _strings(value: Any) -> Iterable[str]:

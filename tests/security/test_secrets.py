@@ -109,3 +109,30 @@ def test_statuses_comments_and_errors_mask_a_sensitive_variable(tmp_path: Path) 
     history = [p.read_text() for p in (root / ".opsgit").rglob("*.jsonl")]
     for text in [result.stdout, result.stderr, *sent, *history]:
         assert secret not in text and TOKEN not in text
+
+
+def test_a_non_ascii_secret_is_masked_in_every_encoding_it_travels_in(tmp_path: Path) -> None:
+    import base64
+    import json
+    import urllib.parse
+
+    from tests.conftest import run_opsgit, write_tree
+
+    secret = "pg-é-ü-s3cret-42"
+    module = ("variables:\n  password: {type: string, sensitive: true}\n---\nresources:\n"
+              "  null_resource.db:\n    triggers: {password: \"{{ var.password }}\"}\n")
+    env = (f"sensitive: [password]\nvariables:\n  password: {secret}\n"
+           "modules:\n  db:\n    source: db\n    inputs:\n      password: \"{{ var.password }}\"\n")
+    root = write_tree(tmp_path / "ops", {"environments/t/env.yaml": env, "modules/db/module.yaml": module})
+    outputs = [run_opsgit(*args, cwd=root) for args in (
+        ["plan", "--env", "t", "--json"], ["apply", "--env", "t", "--auto-approve"],
+        ["state", "show", "--env", "t", "module.db.null_resource.db"], ["history", "--env", "t", "--json"],
+        ["drift", "--env", "t", "--json"])]
+    assert outputs[1].returncode == 0, outputs[1].stderr
+    forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], urllib.parse.quote(secret),
+             base64.b64encode(secret.encode()).decode()}
+    texts = [o.stdout + o.stderr for o in outputs]
+    texts += [p.read_text() for p in (root / ".opsgit").rglob("*.jsonl")]
+    for text in texts:
+        for form in forms:
+            assert form not in text, form
