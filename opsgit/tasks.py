@@ -8,6 +8,7 @@ host-side commands that run a command line (`exec`, `lock`, `template`, `kv`, `a
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from invoke.collection import Collection
@@ -21,7 +22,8 @@ from opsgit.commands.base import Arg, Command, namespace
 from opsgit.error_handler import run_guarded
 from opsgit.errors import UserError
 
-KINDS: dict[str, type] = {"int": int, "bool": bool, "false": bool, "list": list}
+# Numbers and durations arrive as text and are converted by the declaration, as for `opsgit`.
+KINDS: dict[str, type] = {"bool": bool, "false": bool, "list": list}
 
 
 class DeclaredTask(Task[Any]):
@@ -35,7 +37,10 @@ class DeclaredTask(Task[Any]):
                            and values.get(arg.attribute) in (None, "", [])]
                 if missing:
                     raise UserError(f"{called} needs {', '.join(missing)}", hint=f"see `invoke --help {called}`")
-                parsed = namespace(command, values)
+                try:
+                    parsed = namespace(command, values)
+                except argparse.ArgumentTypeError as error:
+                    raise UserError(str(error), hint=f"see `invoke --help {called}`") from None
                 if command.check is not None:
                     problem = command.check(parsed)
                     if problem:

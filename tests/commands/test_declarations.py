@@ -130,3 +130,17 @@ def test_invoke_takes_many_addresses_and_refuses_none(tmp_path: Path) -> None:
     none = subprocess.run([venv_bin("invoke"), "state.rm", "--env", "t"], cwd=root, env=env, capture_output=True,
                           text=True, check=False)
     assert none.returncode == 1 and "state.rm needs addresses" in none.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("plan", "--env", "dev", "--parallelism", "abc"), "error: invalid number 'abc'"),
+    (("apply", "--env", "dev", "--lock-timeout", "soon"), "error: invalid duration 'soon'"),
+    (("plan", "--env", "dev", "--refresh", "maybe"), "error: invalid choice 'maybe'"),
+])
+def test_invoke_refuses_a_bad_value_as_opsgit_does(example: Path, args: tuple[str, ...], message: str) -> None:
+    env = {**os.environ, "PATH": f"{Path(venv_bin('invoke')).parent}:{os.environ['PATH']}"}
+    result = subprocess.run([venv_bin("invoke"), *args], cwd=example, capture_output=True, text=True, env=env,
+                            check=False)
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr and "a bug in opsgit" not in result.stderr
+    assert run_opsgit(*args, cwd=example).returncode == 1  # and opsgit itself, the same
