@@ -87,8 +87,45 @@ class RepoTemplateLoader(jinja2.BaseLoader):
         return source, f"templates/{template}", lambda: path.stat().st_mtime == mtime
 
 
+# Bounds on what one expression may build: the sandbox stops attribute tricks, these stop a
+# template from taking the machine's memory with one operator (`9**(9**9)`, `'x' * 10**10`).
+MAX_POWER_BITS = 4096
+MAX_REPEAT = 1_000_000
+MAX_LIPSUM_PARAGRAPHS = 100
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with integer powers, repetition and `lipsum` bounded."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _whole(left) and _whole(right) and right > 0 and abs(left) > 1 \
+                and right * abs(left).bit_length() > MAX_POWER_BITS:
+            raise jinja2.exceptions.SecurityError(f"{left} ** {right} is larger than {MAX_POWER_BITS} bits")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, str | list | tuple) and _whole(times) and \
+                        len(sequence) * times > MAX_REPEAT:
+                    raise jinja2.exceptions.SecurityError(
+                        f"repeating {len(sequence)} items {times} times is more than {MAX_REPEAT:,}")
+        return super().call_binop(context, operator, left, right)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    from jinja2.utils import generate_lorem_ipsum
+
+    if not _whole(n) or not 0 <= n <= MAX_LIPSUM_PARAGRAPHS or not _whole(max) or not 0 < max <= 1000:
+        raise jinja2.exceptions.SecurityError(f"lipsum(n={n}, max={max}) asks for too much text")
+    return str(generate_lorem_ipsum(n=n, html=html, min=min, max=max))
+
+
 def make_environment(root: Path, *, host: bool = False) -> ImmutableSandboxedEnvironment:
-    environment = ImmutableSandboxedEnvironment(
+    environment = BoundedSandbox(
         loader=RepoTemplateLoader(root),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -96,6 +133,7 @@ def make_environment(root: Path, *, host: bool = False) -> ImmutableSandboxedEnv
         extensions=["jinja2.ext.loopcontrols"],
     )
     environment.filters.update(FILTERS)
+    environment.globals["lipsum"] = _lipsum
     if host:
         for name in HOST_FUNCTIONS:
             environment.globals[name] = _not_on_this_side(name)
