@@ -66,12 +66,19 @@ def load_settings(root: Path) -> Settings:
             )
         if not isinstance(table[key], str):
             raise ConfigError(f"[tool.opsgit] {key} must be a string", file="pyproject.toml")
+    build_dir = Path(table.get("build_dir", "build"))
+    if not os.environ.get("OPSGIT_BUILD_DIR") and not (root / build_dir).resolve().is_relative_to(root.resolve()):
+        # A pull request could point the build at a shared place (or over another checkout); writing
+        # outside the repository takes the operator's explicit word.
+        raise ConfigError(f"[tool.opsgit] build_dir {str(build_dir)!r} is outside the repository",
+                          file="pyproject.toml",
+                          hint="keep it inside the repository, or set OPSGIT_BUILD_DIR to build elsewhere on purpose")
     return Settings(
         root=root,
         org=table.get("org", ""),
         status_context_prefix=table.get("status_context_prefix", "opsgit"),
         default_base=table.get("default_base", "origin/main"),
-        build_dir=Path(os.environ.get("OPSGIT_BUILD_DIR") or table.get("build_dir", "build")),
+        build_dir=Path(os.environ.get("OPSGIT_BUILD_DIR") or build_dir),
     )
 
 

@@ -35,3 +35,17 @@ def test_a_link_inside_the_repository_is_fine(example: Path) -> None:
     (example / "templates/site.j2").symlink_to(example / "templates/macros.j2")
     result = run_opsgit("render", cwd=example)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_build_dir_outside_the_repository_needs_the_operators_word(example: Path, tmp_path: Path) -> None:
+    pyproject = example / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('build_dir = "build"', 'build_dir = "../shared-build"'))
+    refused = run_opsgit("render", cwd=example)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ("error: pyproject.toml: [tool.opsgit] build_dir '../shared-build' is outside the "
+                                      "repository (keep it inside the repository, or set OPSGIT_BUILD_DIR to build "
+                                      "elsewhere on purpose)")
+    assert not (tmp_path / "shared-build").exists()
+    chosen = run_opsgit("render", cwd=example, extra={"OPSGIT_BUILD_DIR": str(tmp_path / "elsewhere")})
+    assert chosen.returncode == 0, chosen.stderr
+    assert (tmp_path / "elsewhere" / "manifest.json").is_file()
