@@ -4,6 +4,7 @@ environment the git change affects)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,10 +33,11 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
     workspace = open_workspace(env)
     mode = "refresh-only" if refresh_only else "destroy" if destroy else "normal"
     started = time.monotonic()
-    with _status(workspace, "plan") if status else _no_status() as posted:
+    plans: list[Plan] = []
+    with _status(workspace, "plan", plans) if status else contextlib.nullcontext(plans):
         _tell_holder(workspace)
         result = workspace.plan(mode=mode, targets=targets, parallelism=parallelism, refresh=refresh)
-        posted.append(result)
+        plans.append(result)
     path = out or workspace.plan_path
     save_plan(result, path)
     history.record(workspace.history, workspace.root, env, kind="plan", summary=result.summary_line(),
@@ -68,28 +70,19 @@ def _tell_holder(workspace: Workspace) -> None:
                     "of date when that run finishes")
 
 
-class _no_status:
-    def __enter__(self) -> list[Plan]:
-        return []
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 class _status:
     """One environment's plan with its commit status (a CI matrix job per environment): pending,
     then the plan's summary, or the failure."""
 
-    def __init__(self, workspace: Workspace, stage: str) -> None:
+    def __init__(self, workspace: Workspace, stage: str, plans: list[Plan]) -> None:
         from opsgit.gitops.status import StatusPoster, context_name, target_from_environment
 
         self.poster = StatusPoster(target_from_environment(workspace.root))
         self.context = context_name(workspace.settings.status_context_prefix, stage, workspace.env)
-        self.plans: list[Plan] = []
+        self.plans = plans  # the plan made inside the block, for the success status
 
-    def __enter__(self) -> list[Plan]:
+    def __enter__(self) -> None:
         self.poster.post(self.context, "pending", "Planning…")
-        return self.plans
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         from opsgit.errors import UserError

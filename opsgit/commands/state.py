@@ -15,7 +15,7 @@ from opsgit.commands.base import Arg, Command
 
 if TYPE_CHECKING:
     from opsgit.engine.state import ResourceState, State
-    from opsgit.graph import Resource
+    from opsgit.graph import Graph, Resource
     from opsgit.workspace import Workspace
 
 ENV = Arg("--env", "the environment", required=True, metavar="ENV")
@@ -49,7 +49,8 @@ def state_show(env: str, address: str) -> int:
     workspace = open_workspace(env)
     state = workspace.backend.load()
     resource = _resource(state, address)
-    _configured(workspace, None)  # rendering registers the modules' sensitive values for masking, too
+    # Rendering registers the modules' sensitive values, so they are masked here too.
+    _graph_or_warn(workspace, "values marked sensitive in its modules may show")
     sensitive = workspace.provider(resource.provider).resource_types[resource.type].schema.sensitive
     output.say(f"# {address}:\nresource \"{resource.type}\" \"{address.rsplit('.', 1)[-1].split('[')[0]}\" {{")
     width = max((len(k) for k in resource.attributes), default=0)
@@ -140,21 +141,27 @@ def import_resource(env: str, address: str, resource_id: str, *, lock_timeout: f
     return 0
 
 
-def _configured(workspace: Workspace, address: str | None) -> Resource | None:
-    """The resource as configured; None, with a warning, when the environment does not render now
-    (the address alone then says the type, as `terraform import` needs the configuration for)."""
+def _graph_or_warn(workspace: Workspace, otherwise: str) -> Graph | None:
+    """The environment's graph; None, with a warning that says what follows, when it does not
+    render now (state commands must work while a module is broken)."""
     from opsgit import output
+    from opsgit.errors import UserError
+
+    try:
+        return workspace.graph
+    except UserError as error:
+        output.warn(f"the configuration of {workspace.env} does not render ({error}); {otherwise}")
+        return None
+
+
+def _configured(workspace: Workspace, address: str) -> Resource | None:
+    """The resource as configured; None when the environment does not render now (the address
+    alone then says the type, as `terraform import` needs the configuration for)."""
     from opsgit.errors import UserError
     from opsgit.repo.schema import suggest
 
-    try:
-        graph = workspace.graph
-    except UserError as error:
-        output.warn(f"the configuration of {workspace.env} does not render ({error}); " +
-                    (f"importing {address} by its address alone" if address else
-                     "values marked sensitive in its modules may show"))
-        return None
-    if address is None:
+    graph = _graph_or_warn(workspace, f"importing {address} by its address alone")
+    if graph is None:
         return None
     config = graph.resources.get(address)
     if config is None:
