@@ -43,7 +43,7 @@ def find_root(start: Path | None = None) -> Path:
 
 def _has_opsgit_table(pyproject: Path) -> bool:
     try:
-        return "[tool.opsgit]" in pyproject.read_text()
+        return b"[tool.opsgit]" in pyproject.read_bytes()
     except OSError:
         return False
 
@@ -53,7 +53,9 @@ def load_settings(root: Path) -> Settings:
     if not pyproject.exists():
         return Settings(root=root)
     try:
-        table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("opsgit", {})
+        from opsgit.repo.text import read_text  # here: opsgit.repo's package imports this module
+
+        table = tomllib.loads(read_text(pyproject, "pyproject.toml")).get("tool", {}).get("opsgit", {})
     except tomllib.TOMLDecodeError as error:
         line = _toml_error_line(str(error))
         raise ConfigError(f"invalid TOML: {error}", file="pyproject.toml", line=line) from None

@@ -74,7 +74,7 @@ class Redactor:
 def encodings(text: str) -> set[str]:
     """The forms a secret takes on its way out: as it is, JSON-escaped (ASCII-only JSON writes
     `\\u00e9`), as Python's repr shows it, URL-encoded, and base64 (with and without padding, in
-    both alphabets)."""
+    both alphabets, and at each of the three alignments it can have inside a longer text)."""
     import base64
     import json
     from urllib.parse import quote, quote_plus
@@ -85,6 +85,15 @@ def encodings(text: str) -> set[str]:
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         encoded = encode(raw).decode("ascii")
         forms |= {encoded, encoded.rstrip("=")}
+        # Inside a larger blob (user_data, a config file) the secret starts at any byte offset:
+        # its bytes from the next 3-byte boundary on encode the same whatever surrounds them.
+        for skip in (1, 2):
+            aligned = raw[skip:len(raw) - (len(raw) - skip) % 3]
+            if len(aligned) >= 6:
+                forms.add(encode(aligned).decode("ascii"))
+        aligned = raw[:len(raw) - len(raw) % 3]
+        if len(aligned) >= 6:
+            forms.add(encode(aligned).decode("ascii"))
     return forms
 
 

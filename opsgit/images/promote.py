@@ -16,6 +16,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from opsgit.errors import ConfigError, UserError
+from opsgit.repo.text import read_text
 
 HEADER = ("# Images promoted to this environment, one per role: `invoke image --promote` rewrites a line\n"
           "# here, and the pull request that carries it rolls the environment forward.\n")
@@ -27,7 +28,7 @@ def promote(path: Path, relative: str, role: str, image_id: str) -> str | None:
     yaml.preserve_quotes = True
     yaml.width = 4096
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, relative)
     except FileNotFoundError:
         text = HEADER
     except OSError as error:

@@ -15,6 +15,7 @@ from opsgit.render.artefacts import Artefact, stable_json
 from opsgit.render.images import role_context
 from opsgit.render.jinja import HOST_FUNCTIONS, SANDBOX_HINT, compile_template, undeclared_names, unsafe_attributes
 from opsgit.repo.schema import suggest
+from opsgit.repo.text import decode
 from opsgit.repo.values import Repo, Role, line_containing
 
 
@@ -50,10 +51,7 @@ class ConfigRenderer:
         return Artefact(kind=self.kind, name=name, directory=directory, files=files, reads=frozenset(reads))
 
     def check(self, file: str, raw: bytes) -> None:
-        try:
-            source = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise RenderError("template is not UTF-8 text", file=file) from None
+        source = decode(raw, file)
         compile_template(self.jinja, source, file)
         for name, at in unsafe_attributes(self.jinja, source):
             raise RenderError(f"unsafe template operation refused: access to {name!r}", file=file, line=at,

@@ -40,11 +40,13 @@ from opsgit.render.jinja import (
     render,
     transitive_reads,
 )
+from opsgit.render.literals import Literals
 from opsgit.render.memo import InstanceMemo, InstanceRecord, freeze
 from opsgit.render.variables import bind_variables, mentions_sensitive, sibling_mentions
 from opsgit.repo import yamlio
 from opsgit.repo.schema import check_keys, expect, expect_mapping, suggest
 from opsgit.repo.values import Environment, Module, ModuleInstance, Origin, Repo
+from opsgit.secrets import redact_data
 from opsgit.secrets import register as register_secret
 
 BODY_KEYS = ("resources", "modules", "outputs")
@@ -150,8 +152,9 @@ class GraphRenderer:
                      path: tuple[str, ...]) -> dict[str, Any]:
         if module.name in build.stack:
             chain = " -> ".join([*build.stack, module.name])
-            raise instance.origin.error(f"module {module.name!r} instantiates itself: {chain}",
-                                        "a module may not contain itself, directly or through others")
+            raise ConfigError(f"module {module.name!r} instantiates itself: {chain}", file=instance.origin.file,
+                              line=instance.origin.line or instance.origin.line_of(f"source: {module.name}"),
+                              hint="a module may not contain itself, directly or through others")
         if build.memo is None:
             return self._instantiate_fresh(build, instance, module, inputs, path)
         return self._replay_or_record(build, build.memo, instance, module, inputs, path)
@@ -218,9 +221,10 @@ class GraphRenderer:
             "environment": {"name": build.env.name, "description": build.env.description},
             "module": {"name": path[-1], "path": module_address(path), "source": module.name},
         }
-        text = render(template, module.file, context, module.body)
+        literals = Literals()
+        text = render(template, module.file, context, module.body, literals)
         try:
-            parsed = yamlio.parse(text, module.file)
+            parsed = literals.restore(yamlio.parse(text, module.file))
         except ConfigError as error:
             raise ConfigError(error.message, file=module.file, line=source_line(module.body, text, error.line),
                               hint=error.hint) from None
@@ -429,8 +433,10 @@ class EnvironmentRenderer:
         graph, reads = self.graphs.render(self.repo.environments[name])
         sources = {address: resource.source for address, resource in graph.resources.items()}
         return Artefact(kind=self.kind, name=name, directory=f"envs/{name}",
+                        # Sensitive values are masked here: build/ is shown and uploaded; the
+                        # plan and apply use the graph in memory, saved plans are mode 0600.
                         files={f"envs/{name}/graph.json":
-                               stable_json(graph_document(graph, self.repo.environments[name]))},
+                               stable_json(redact_data(graph_document(graph, self.repo.environments[name])))},
                         reads=frozenset(reads), annotations={f"envs/{name}/sources.json": stable_json(sources)})
 
 

@@ -18,6 +18,8 @@ import jinja2
 from opsgit.errors import RenderError
 from opsgit.render.artefacts import Artefact, stable_json
 from opsgit.render.jinja import compile_template, render, transitive_reads
+from opsgit.render.literals import Literals
+from opsgit.repo.text import read_text
 from opsgit.repo.values import Repo, Role, line_containing
 
 TEMPLATE = "templates/packer.json.j2"
@@ -168,7 +170,7 @@ class ImageRenderer:
     def _compiled(self) -> jinja2.Template:
         if self._template is None:
             path = self.repo.root / TEMPLATE
-            self._source = path.read_text(encoding="utf-8")
+            self._source = read_text(path, TEMPLATE)
             self._template = compile_template(self.jinja, protect_packer(self._source), TEMPLATE)
             self._reads = {TEMPLATE, *transitive_reads(self.jinja, self.repo.root, protect_packer(self._source))}
         return self._template
@@ -178,9 +180,10 @@ class ImageRenderer:
         template = self._compiled()
         context = {"role": role_context(role, self.repo), "roles": list(self.repo.role_names),
                    "org": self.repo.settings.org}
-        text = render(template, TEMPLATE, context, self._source)
+        literals = Literals()
+        text = render(template, TEMPLATE, context, self._source, literals)
         try:
-            document = json.loads(text)
+            document = literals.restore(json.loads(text))
         except json.JSONDecodeError as error:
             raise RenderError(f"rendered for role {name!r} is not valid JSON: {error.msg} "
                               f"(rendered line {error.lineno})", file=TEMPLATE,

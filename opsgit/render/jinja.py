@@ -25,17 +25,17 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from opsgit.errors import RenderError
+from opsgit.render.bounds import BOUNDS_HINT, MAX_OUTPUT_CHARS, RENDERING, BoundedSandbox, BoundExceeded, RenderState
+from opsgit.render.literals import Literals, Verbatim
 from opsgit.repo.paths import inside
+from opsgit.repo.text import read_text
 
 # Names of the functions `opsgit template` provides on hosts (consul-template's, in Jinja form).
 HOST_FUNCTIONS = ("key", "key_or_default", "key_exists", "ls", "tree", "service", "services", "node",
                   "nodes", "env")
 
-MAX_OUTPUT_CHARS = 16 * 1024 * 1024
-
-
 def to_json(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False)
+    return Verbatim(json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False))
 
 
 def parse_json(text: str) -> Any:
@@ -49,7 +49,7 @@ def to_yaml(value: Any) -> str:
     dumper = YAML(typ="safe", pure=True)
     dumper.default_flow_style = False
     dumper.dump(value, stream)
-    return stream.getvalue()
+    return Verbatim(stream.getvalue())
 
 
 def base64_decode(text: str) -> str:
@@ -82,46 +82,9 @@ class RepoTemplateLoader(jinja2.BaseLoader):
         if not path.is_file():
             raise jinja2.TemplateNotFound(template)
         inside(self.root, path)
-        source = path.read_text(encoding="utf-8")
+        source = read_text(path, f"templates/{template}")
         mtime = path.stat().st_mtime
         return source, f"templates/{template}", lambda: path.stat().st_mtime == mtime
-
-
-# Bounds on what one expression may build: the sandbox stops attribute tricks, these stop a
-# template from taking the machine's memory with one operator (`9**(9**9)`, `'x' * 10**10`).
-MAX_POWER_BITS = 4096
-MAX_REPEAT = 1_000_000
-MAX_LIPSUM_PARAGRAPHS = 100
-
-
-class BoundedSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, with integer powers, repetition and `lipsum` bounded."""
-
-    intercepted_binops = frozenset({"**", "*"})
-
-    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and _whole(left) and _whole(right) and right > 0 and abs(left) > 1 \
-                and right * abs(left).bit_length() > MAX_POWER_BITS:
-            raise jinja2.exceptions.SecurityError(f"{left} ** {right} is larger than {MAX_POWER_BITS} bits")
-        if operator == "*":
-            for sequence, times in ((left, right), (right, left)):
-                if isinstance(sequence, str | list | tuple) and _whole(times) and \
-                        len(sequence) * times > MAX_REPEAT:
-                    raise jinja2.exceptions.SecurityError(
-                        f"repeating {len(sequence)} items {times} times is more than {MAX_REPEAT:,}")
-        return super().call_binop(context, operator, left, right)
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
-    from jinja2.utils import generate_lorem_ipsum
-
-    if not _whole(n) or not 0 <= n <= MAX_LIPSUM_PARAGRAPHS or not _whole(max) or not 0 < max <= 1000:
-        raise jinja2.exceptions.SecurityError(f"lipsum(n={n}, max={max}) asks for too much text")
-    return str(generate_lorem_ipsum(n=n, html=html, min=min, max=max))
 
 
 def make_environment(root: Path, *, host: bool = False) -> ImmutableSandboxedEnvironment:
@@ -133,7 +96,6 @@ def make_environment(root: Path, *, host: bool = False) -> ImmutableSandboxedEnv
         extensions=["jinja2.ext.loopcontrols"],
     )
     environment.filters.update(FILTERS)
-    environment.globals["lipsum"] = _lipsum
     if host:
         for name in HOST_FUNCTIONS:
             environment.globals[name] = _not_on_this_side(name)
@@ -185,12 +147,19 @@ def compile_template(environment: jinja2.Environment, source: str, file: str) ->
     return environment.template_class.from_code(environment, code, environment.make_globals(None), None)
 
 
-def render(template: jinja2.Template, file: str, context: dict[str, Any], source: str = "") -> str:
-    """Render; errors name `file` and the template line (`source` lets them suggest a fix)."""
+def render(template: jinja2.Template, file: str, context: dict[str, Any], source: str = "",
+           literals: Literals | None = None) -> str:
+    """Render within the render bounds; errors name `file` and the template line (`source` lets
+    them suggest a fix). With `literals`, the text is a document to parse: values are held there
+    and `literals.restore()` puts them back in the parsed data."""
+    token = RENDERING.set(RenderState(literals))
     try:
-        text = template.render(context)
+        text = str.__str__(template.render(context))  # a plain str again: libyaml wants exactly that
     except RenderError:
         raise
+    except MemoryError:
+        raise RenderError("rendering ran out of memory", file=file,
+                          hint="a loop probably repeats far more than meant") from None
     except jinja2.TemplateSyntaxError as error:  # from an included template
         raise syntax_error(error, template.environment, file) from None
     except jinja2.TemplateNotFound as error:
@@ -206,13 +175,16 @@ def render(template: jinja2.Template, file: str, context: dict[str, Any], source
         raise RenderError(message, file=file, line=line, hint=hint) from None
     except jinja2.exceptions.SecurityError as error:
         raise RenderError(f"unsafe template operation refused: {error}", file=file,
-                          line=_template_line(error, file), hint=SANDBOX_HINT) from None
+                          line=_template_line(error, file),
+                          hint=BOUNDS_HINT if isinstance(error, BoundExceeded) else SANDBOX_HINT) from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
         raise RenderError(f"template error: {type(error).__name__}: {error}", file=file,
                           line=_template_line(error, file), hint=VALUE_HINT) from None
     except RecursionError:
         raise RenderError("template recursion too deep", file=file,
                           hint="a macro or include calls itself without end") from None
+    finally:
+        RENDERING.reset(token)
     if len(text) > MAX_OUTPUT_CHARS:
         raise RenderError(f"rendered output is larger than {MAX_OUTPUT_CHARS} characters", file=file,
                           hint="a loop probably repeats far more than meant")
@@ -300,5 +272,5 @@ def transitive_reads(environment: jinja2.Environment, root: Path, source: str) -
         reads.add(file)
         path = root / file
         if path.is_file():
-            pending.extend(referenced_templates(environment, path.read_text(encoding="utf-8")))
+            pending.extend(referenced_templates(environment, read_text(path, file)))
     return reads

@@ -13,6 +13,7 @@ from opsgit.locks import LOCKS as LOCK_BACKENDS
 from opsgit.repo import yamlio
 from opsgit.repo.paths import inside
 from opsgit.repo.schema import check_keys, expect, expect_command, expect_mapping, expect_name, suggest
+from opsgit.repo.text import read_text
 from opsgit.repo.values import (
     VARIABLE_TYPES,
     Environment,
@@ -91,12 +92,10 @@ def _read(root: Path, path: Path) -> tuple[str, str]:
     relative = path.relative_to(root).as_posix()
     inside(root, path)
     try:
-        return relative, path.read_text(encoding="utf-8")
+        return relative, read_text(path, relative)
     except FileNotFoundError:
         raise ConfigError(f"missing {path.name}", file=relative,
                           hint=f"every {path.parent.parent.name[:-1]} directory needs one") from None
-    except UnicodeDecodeError:
-        raise ConfigError("file is not UTF-8 text", file=relative) from None
     except IsADirectoryError:
         raise ConfigError(f"{path.name} is a directory, not a file", file=relative,
                           hint=f"write {path.name} as a YAML file") from None

@@ -28,6 +28,14 @@ MAX_YAML_BYTES = 8 * 1024 * 1024
 # Aliases share one object when loaded, so a "billion laughs" document loads in little memory and
 # explodes only when something walks it: count what it expands to before anything does.
 MAX_EXPANDED_VALUES = 1_000_000
+# Lists and maps nested deeper than this are refused: no configuration needs it, and everything
+# after parsing (rendering, references, plans) walks values recursively.
+MAX_NESTING = 100
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int | None) -> None:
+        self.line = line
 
 
 class FastLoader(yaml.CSafeLoader):
@@ -78,20 +86,20 @@ class FastLoader(yaml.CSafeLoader):
         constructor (generators for recursive structures, merge keys, other tags) only when the
         document needs it. Rendered module bodies are plain, and this is most of a render."""
         try:
-            return self._plain(node, {}, set())
+            return self._plain(node, {}, set(), 0)
         except (_NotPlain, yaml.constructor.ConstructorError):
             # PyYAML's constructor reports the first error in its own order (keys before the
             # insides of values), so an error found here is reported by it; but first, what it
             # would build and nothing downstream can use: values that contain themselves, and
             # types JSON does not have (bytes, sets, dates)
-            _check_json_shape(node, set())
+            _check_json_shape(node, set(), 0)
             return super().construct_document(node)
         finally:
             self.constructed_objects = {}
             self.recursive_objects = {}
             self.state_generators = []
 
-    def _plain(self, node: yaml.Node, made: dict[int, Any], building: set[int]) -> Any:
+    def _plain(self, node: yaml.Node, made: dict[int, Any], building: set[int], depth: int) -> Any:
         kind, tag = type(node), node.tag
         if kind is yaml.ScalarNode:
             if tag == _STR:
@@ -105,10 +113,12 @@ class FastLoader(yaml.CSafeLoader):
             return made[identity]  # an alias: the same object, as PyYAML gives it
         if identity in building:
             raise _NotPlain  # a recursive structure
+        if depth >= MAX_NESTING:
+            raise _TooDeep(node.start_mark.line + 1)
         building.add(identity)
         value: Any
         if kind is yaml.SequenceNode and tag == _SEQ:
-            made[identity] = value = [self._plain(item, made, building) for item in node.value]
+            made[identity] = value = [self._plain(item, made, building, depth + 1) for item in node.value]
         elif kind is yaml.MappingNode and tag == _MAP:
             mapping: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -116,10 +126,10 @@ class FastLoader(yaml.CSafeLoader):
                     raise _NotPlain
                 if type(key_node) is not yaml.ScalarNode:
                     raise _NotPlain  # a map or list as a key: refused, by PyYAML's constructor
-                key = self._plain(key_node, made, building)
+                key = self._plain(key_node, made, building, depth + 1)
                 if key in mapping:
                     raise _NotPlain  # a duplicate key: refused, by PyYAML's constructor
-                mapping[key] = self._plain(value_node, made, building)
+                mapping[key] = self._plain(value_node, made, building, depth + 1)
             made[identity] = value = mapping
         else:
             raise _NotPlain
@@ -132,7 +142,9 @@ _JSON_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", "f
                                                                 "merge"))
 
 
-def _check_json_shape(node: yaml.Node, building: set[int]) -> None:
+def _check_json_shape(node: yaml.Node, building: set[int], depth: int) -> None:
+    if depth >= MAX_NESTING:
+        raise _TooDeep(node.start_mark.line + 1)
     if node.tag not in _JSON_TAGS and not node.tag.startswith("!"):
         raise yaml.constructor.ConstructorError(
             None, None, f"unsupported value type !!{node.tag.rsplit(':', 1)[-1]}", node.start_mark)
@@ -144,7 +156,7 @@ def _check_json_shape(node: yaml.Node, building: set[int]) -> None:
     building.add(id(node))
     children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
     for child in children:
-        _check_json_shape(child, building)
+        _check_json_shape(child, building, depth + 1)
     building.discard(id(node))
 
 
@@ -204,12 +216,32 @@ def parse(text: str, file: str, *, first_line: int = 1) -> Any:
         raise ConfigError(f"invalid YAML: {problem}", file=file, line=line, hint=hint) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"invalid YAML: {error}", file=file) from None
-    except RecursionError:
-        raise ConfigError("YAML nests too deeply", file=file) from None
+    except (RecursionError, _TooDeep) as error:
+        line = error.line if isinstance(error, _TooDeep) else _deepest_line(text)
+        raise ConfigError(f"lists and maps nest more than {MAX_NESTING} deep", file=file,
+                          line=None if line is None else line + first_line - 1,
+                          hint="flatten the structure: no configuration needs this depth") from None
     if "*" in text and "&" in text and _expanded_size(data, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES:
         raise ConfigError(f"YAML aliases expand to more than {MAX_EXPANDED_VALUES:,} values", file=file,
                           line=first_line, hint="an alias bomb? write the values out, or use fewer nested aliases")
     return data
+
+
+def _deepest_line(text: str) -> int | None:
+    """The line where brackets or indentation first nest past MAX_NESTING (for a document too
+    deep for the parser itself to say where)."""
+    brackets, indents = 0, [-1]
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.lstrip()
+        if stripped and not stripped.startswith("#"):
+            indent = len(line) - len(stripped)
+            while indents[-1] >= indent:
+                indents.pop()
+            indents.append(indent)
+        brackets += sum(line.count(c) for c in "[{") - sum(line.count(c) for c in "]}")
+        if brackets > MAX_NESTING or len(indents) > MAX_NESTING:
+            return number
+    return None
 
 
 def _expanded_size(value: Any, limit: int) -> int:

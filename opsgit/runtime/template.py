@@ -28,6 +28,7 @@ from opsgit.consul.client import Consul
 from opsgit.consul.watch import watch
 from opsgit.errors import ConsulError, RenderError, UserError
 from opsgit.render.jinja import compile_template, make_environment, render
+from opsgit.repo.text import read_text
 from opsgit.runtime.consul_data import Dependency, Functions, MissingKey, describe, fetch
 from opsgit.runtime.template_config import TemplateSpec
 
@@ -54,7 +55,7 @@ class TemplateRunner:
         key = (spec.source, spec.left_delimiter, spec.right_delimiter)
         if key not in self._templates:
             try:
-                source = spec.source.read_text(encoding="utf-8")
+                source = read_text(spec.source, str(spec.source))
             except OSError as error:
                 raise UserError(f"cannot read template {spec.source}: {error.strerror}") from None
             environment = self.environment

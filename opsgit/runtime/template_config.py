@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from opsgit.consul.durations import parse_duration
-from opsgit.errors import ConfigError, UserError
+from opsgit.errors import UserError
 from opsgit.repo import yamlio
 from opsgit.repo.schema import check_keys, expect, expect_command, expect_mapping
+from opsgit.repo.text import read_text
 from opsgit.repo.values import Origin
 
 CONFIG_KEYS = ("source", "destination", "command", "command_timeout", "perms", "backup", "wait",
@@ -102,11 +103,9 @@ def _wait(value: Any, where: Origin) -> tuple[float, float] | None:
 
 def load_config(path: Path) -> list[TemplateSpec]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, str(path))
     except OSError as error:
         raise UserError(f"cannot read template config {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError("file is not UTF-8 text", file=str(path)) from None
     origin = Origin(str(path), text)
     data = yamlio.parse(text, str(path))
     if data is None:

@@ -221,3 +221,25 @@ def test_topological_order_is_dependencies_first() -> None:
 
 def attributes_of(graph: Graph) -> dict[str, Any]:
     return {a: r.attributes for a, r in graph.resources.items()}
+
+
+HOSTILE_VALUES = ['say "hi"', "back\\slash", "it's", "key: value # not a comment", "two\nlines", "[not, a, list]",
+                  "*not-an-alias", " padded ", "tab\there", "{{ not jinja }}", "日本語"]
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES)
+def test_a_value_arrives_exactly_under_every_quoting_a_module_may_use(tmp_path: Path, value: str) -> None:
+    """Written double-quoted, single-quoted, plain, inside a longer string, in a block scalar or
+    as a key, a value with YAML's special characters renders as itself; to_json stays structure."""
+    module = ("variables:\n  v: {type: string}\n  zones: {type: list, default: [a, b]}\n---\nresources:\n"
+              "  null_resource.r:\n    triggers:\n"
+              "      double: \"{{ var.v }}\"\n      single: '{{ var.v }}'\n      plain: {{ var.v }}\n"
+              "      inside: \"<{{ var.v }}>{{ var.v }}\"\n      block: |\n        line {{ var.v }}\n"
+              "      \"{{ var.v }}\": as-key\n      zones: {{ var.zones | to_json }}\n")
+    root = write_tree(tmp_path / "ops", {
+        "environments/e/env.yaml": f"variables:\n  v: {json.dumps(value)}\nmodules:\n  m:\n    source: m\n"
+                                   "    inputs: {v: \"{{ var.v }}\"}\n",
+        "modules/m/module.yaml": module})
+    triggers = render_env(root, "e").resources["module.m.null_resource.r"].attributes["triggers"]
+    assert triggers == {"double": value, "single": value, "plain": value, "inside": f"<{value}>{value}",
+                        "block": f"line {value}\n", value: "as-key", "zones": ["a", "b"]}

@@ -94,12 +94,13 @@ def test_every_yaml_file_of_the_example_and_the_fixtures_loads_alike() -> None:
     files += [p for p in BROKEN.rglob("*.y*ml") if p.is_file()]
     assert len(files) > 40
     for path in files:
-        text = path.read_text()
-        body = text.split("\n---\n", 1)[0] if path.name == "module.yaml" else text  # the body is Jinja
         case = BROKEN / path.relative_to(BROKEN).parts[0] if BROKEN in path.parents else None
         expected = (case / "expected-error").read_text() if case is not None else ""
-        if "unsupported value type" in expected or "recursive alias" in expected:
+        if any(refused in expected for refused in ("unsupported value type", "recursive alias", "not UTF-8",
+                                                   "NUL byte", "nest more than")):
             continue  # a broken case whose YAML opsgit refuses on purpose
+        text = path.read_text()
+        body = text.split("\n---\n", 1)[0] if path.name == "module.yaml" else text  # the body is Jinja
         assert load(body, yamlio.FastLoader) == load(body, GeneralLoader), path
 
 

@@ -84,6 +84,11 @@ def test_malformed_specs_and_template_errors(agent: AgentProcess, tmp_path: Path
     failed = template(agent, "--once", "--template", f"{unknown}:{tmp_path}/out")
     assert failed.returncode == 1 and f"{unknown}:2: undefined name 'secret'" in failed.stderr
     assert not (tmp_path / "out").exists()
+    latin1 = tmp_path / "latin1.j2"
+    latin1.write_bytes(b"a\ncaf\xe9 {{ key('x') }}\n")  # a file saved in another encoding on the host
+    failed = template(agent, "--once", "--template", f"{latin1}:{tmp_path}/out")
+    assert failed.returncode == 1 and f"{latin1}:2: not UTF-8 text" in failed.stderr, failed.stderr
+    assert not (tmp_path / "out").exists() and len(failed.stderr.splitlines()) == 1
     plain = tmp_path / "plain.j2"
     plain.write_text("a\n")
     failed = template(agent, "--once", "--template", f"{plain}:{tmp_path}")

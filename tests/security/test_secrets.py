@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,11 @@ def test_values_are_masked_longest_first_and_short_ones_left_alone() -> None:
     redactor.add({"nested": ["hunter22-extended"], "short": "dev"})
     assert redactor.redact("a hunter22-extended b hunter22 c dev") == f"a {MASK} b {MASK} c dev"
     assert redactor.redact_data({"k": ["x hunter22"], "n": 3}) == {"k": [f"x {MASK}"], "n": 3}
+    for prefix in ("", "#", "#!", "#!/"):  # each alignment a secret can have inside a longer base64 text
+        blob = base64.b64encode(f"{prefix}export PASSWORD=hunter22-extended\n".encode()).decode()
+        assert MASK in redactor.redact(blob), prefix
+    harmless = base64.b64encode(b"export GREETING=hello-world\n").decode()
+    assert redactor.redact(harmless) == harmless
     redactor.add_environment({"MY_API_TOKEN": "tok-123456", "HOME": "/root/home-dir"})
     assert redactor.redact("tok-123456 /root/home-dir") == f"{MASK} /root/home-dir"
 
@@ -39,35 +45,82 @@ def services() -> Iterator[tuple[AgentProcess, MotoProcess]]:
     moto.stop()
 
 
-def test_a_full_demo_run_never_shows_a_token_or_the_sensitive_variable(
+# Non-ASCII, quotes, a backslash, YAML's `: ` and ` #`: it must render exactly and show nowhere.
+HOSTILE_PASSWORD = "pg-\"é\\ü'-s3cret: #42"
+
+
+def every_form(secret: str) -> set[str]:
+    """The forms a secret can take in output, worked out here rather than by opsgit."""
+    import base64
+    import json
+    import urllib.parse
+
+    raw = secret.encode()
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1],
+             urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        forms |= {encode(raw).decode(), encode(raw).decode().rstrip("=")}
+    return forms
+
+
+def test_a_full_demo_run_shows_no_secret_in_any_output_file_or_request(
         tmp_path: Path, services: tuple[AgentProcess, MotoProcess]) -> None:
+    """The secrets sweep: the demo with a hostile sensitive value and the usual tokens; every
+    output, every file under build/ and .opsgit/ but the 0600 state, journal and saved plans,
+    and every body sent to GitHub hold none of them in any form."""
+    import json
+
+    import consul
+
     agent, moto = services
     root = copy_example(tmp_path / "ops")
+    env_yaml = root / "environments/dev/env.yaml"
+    env_yaml.write_text(env_yaml.read_text().replace(f"postgres_password: {DB_PASSWORD}",
+                                                     f"postgres_password: {json.dumps(HOSTILE_PASSWORD)}"))
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "example")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CONSUL_", "OPSGIT_", "GITHUB_"))}
+    github = GitHub()
+    threading.Thread(target=github.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CONSUL_", "OPSGIT_", "GITHUB_", "CI_"))}
     env.update({"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
                 "AWS_DEFAULT_REGION": "us-east-1", "CONSUL_HTTP_ADDR": agent.address,
-                "CONSUL_HTTP_TOKEN": CONSUL_TOKEN, "GITHUB_TOKEN": TOKEN, "HC_ROLE": "binstore"})
+                "CONSUL_HTTP_TOKEN": CONSUL_TOKEN, "GITHUB_TOKEN": TOKEN, "HC_ROLE": "binstore",
+                "GITHUB_API_URL": f"http://127.0.0.1:{github.server_address[1]}", "GITHUB_REPOSITORY": "org/ops"})
     outputs = []
-    for args in (["validate"], ["render"], ["plan", "--env", "dev"], ["plan", "--env", "dev", "--json"],
-                 ["apply", "--env", "dev", "--auto-approve"], ["history", "--env", "dev", "--json"],
-                 ["kv", "get", "--recurse", "opsgit/"], ["image", "--env", "dev"], ["images", "--env", "dev"],
-                 ["state", "show", "--env", "dev", "module.binstore.consul_keys.config"],
-                 ["plan", "--env", "nope"]):
-        result = run_opsgit(*args, cwd=root, env=env, timeout=300)
-        outputs.append(result.stdout + result.stderr)
-    assert "Apply complete! Resources: 18 added" in outputs[4], outputs[4]
+    try:
+        for args in (["validate"], ["render"], ["plan", "--env", "dev"], ["plan", "--env", "dev", "--json"],
+                     ["plan", "--env", "dev", "--status"],
+                     ["apply", "--env", "dev", "--auto-approve"], ["history", "--env", "dev", "--json"],
+                     ["kv", "get", "--recurse", "opsgit/"],
+                     ["image", "--env", "dev"], ["images", "--env", "dev"],
+                     ["state", "show", "--env", "dev", "module.binstore.consul_keys.config"],
+                     ["drift", "--env", "dev"], ["plan", "--env", "nope"]):
+            result = run_opsgit(*args, cwd=root, env=env, timeout=300)
+            outputs.append(result.stdout + result.stderr)
+    finally:
+        github.shutdown()
+        github.server_close()
+    assert "Apply complete! Resources: 18 added" in outputs[5], outputs[5]
     assert f'"postgres_password": "{MASK}"' in outputs[2] and MASK in outputs[3]
-    assert "Built binstore/dev" in outputs[7] and "unknown environment 'nope'" in outputs[10]
-    recorded = [p.read_text(errors="replace") for p in (root / ".opsgit").rglob("*.jsonl")]
-    assert recorded, "history was written"
-    for text in outputs + recorded:
-        for secret in (TOKEN, CONSUL_TOKEN, AWS_SECRET, DB_PASSWORD):
-            assert secret not in text
-    state_files = [p for p in (root / ".opsgit" / "state").iterdir() if p.is_file()]
-    assert state_files and all(p.stat().st_mode & 0o077 == 0 for p in state_files)
+    assert "Built binstore/dev" in outputs[8] and "unknown environment 'nope'" in outputs[12]
+    assert any(s["context"] == "opsgit/plan: dev" for s in github.statuses), github.statuses
+    # The value reached Consul exactly as written, quotes and backslash included (read with py-consul).
+    host, port = agent.address.rsplit(":", 1)
+    _, entry = consul.Consul(host=host, port=int(port), token=CONSUL_TOKEN).kv.get("service/binstore/postgres_password")
+    assert entry is not None and entry["Value"].decode() == HOSTILE_PASSWORD
+    private = {p for p in (root / ".opsgit" / "state").rglob("*") if p.is_file()}
+    private |= set((root / "build" / "plans").glob("*.plan.json"))
+    assert private and all(p.stat().st_mode & 0o077 == 0 for p in private)
+    swept = [p for tree in (root / "build", root / ".opsgit") for p in tree.rglob("*") if p.is_file()
+             and p not in private]
+    assert any(p.name == "graph.json" for p in swept) and any(p.suffix == ".jsonl" for p in swept)
+    texts = outputs + [json.dumps(s) for s in github.statuses] + list(github.comments.values())
+    blobs = [p.read_bytes() for p in swept]
+    for secret in (TOKEN, CONSUL_TOKEN, AWS_SECRET, HOSTILE_PASSWORD):
+        for form in every_form(secret):
+            assert not [text for text in texts if form in text], form
+            assert not [p for p, blob in zip(swept, blobs, strict=True) if form.encode() in blob], form
 
 
 def test_statuses_comments_and_errors_mask_a_sensitive_variable(tmp_path: Path) -> None:
