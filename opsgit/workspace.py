@@ -8,8 +8,9 @@ renderer and the engine; neither of them imports the other.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from opsgit.config import Settings, find_root, load_settings
 from opsgit.engine.backends import StateBackend, open_backend
 from opsgit.engine.plan import Plan, Planner
 from opsgit.engine.state import State
+from opsgit.errors import ConfigError
 from opsgit.gitops.history import HistoryStore, history_store
 from opsgit.graph import Graph
 from opsgit.locks import RunLock, open_lock
@@ -41,11 +43,24 @@ class Workspace:
 
     @functools.cached_property
     def backend(self) -> StateBackend:
-        return open_backend(self.environment.state, self.env, self.root)
+        with self._settings_of("state"):
+            return open_backend(self.environment.state, self.env, self.root)
 
     @functools.cached_property
     def lock(self) -> RunLock:
-        return open_lock(self.environment.lock, self.env, self.root)
+        with self._settings_of("lock"):
+            return open_lock(self.environment.lock, self.env, self.root)
+
+    @contextlib.contextmanager
+    def _settings_of(self, section: str) -> Iterator[None]:
+        """A backend's own refusal of its settings (`ttl: soon`) located at env.yaml's section."""
+        try:
+            yield
+        except ConfigError as error:
+            if error.file is not None:
+                raise
+            origin = self.environment.origin.child(section)
+            raise ConfigError(error.message, file=origin.file, line=origin.line, hint=error.hint) from None
 
     @functools.cached_property
     def history(self) -> HistoryStore:

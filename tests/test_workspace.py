@@ -71,3 +71,16 @@ def test_state_show_and_rm_work_while_a_module_is_broken(applied: tuple[Path, di
     state = json.loads((ops / ".opsgit/state/dev.json").read_text())
     adopted = next(r for r in state["resources"] if r["address"] == address)
     assert adopted["id"] == instance and adopted["type"] == "aws_instance"
+
+
+@pytest.mark.parametrize("setting", ["ttl: soon", "lock_delay: 3 parsecs"])
+def test_a_bad_lock_setting_names_env_yaml_and_its_line(tmp_path: Path, setting: str) -> None:
+    root = copy_example(tmp_path / "ops")
+    env_yaml = root / "environments/dev/env.yaml"
+    text = env_yaml.read_text()
+    env_yaml.write_text(text.replace("lock:\n  backend: local\n", f"lock:\n  backend: consul\n  {setting}\n"))
+    line = text.splitlines().index("lock:") + 1
+    result = run_opsgit("unlock", "--env", "dev", "--force", cwd=root, extra={"CONSUL_HTTP_ADDR": "127.0.0.1:9"})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: environments/dev/env.yaml:{line}: lock: {setting.split(':')[0]}:"), \
+        result.stderr

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 PREFIX = "opsgit/locks"
 
 
-def _seconds(value: Any) -> float | None:
+def _seconds(value: Any, name: str) -> float | None:
     """A duration setting (`15s`, `2m` or a number of seconds)."""
     from opsgit.consul.durations import parse_duration
     from opsgit.errors import ConfigError
@@ -33,7 +33,7 @@ def _seconds(value: Any) -> float | None:
     try:
         return float(value) if isinstance(value, int | float) else parse_duration(str(value))
     except ValueError:
-        raise ConfigError(f"lock: {value!r} is not a duration", hint="write 15s, 500ms or 2m") from None
+        raise ConfigError(f"lock: {name}: {value!r} is not a duration", hint="write 15s, 500ms or 2m") from None
 
 
 class ConsulLock:
@@ -46,10 +46,10 @@ class ConsulLock:
         self.prefix = f"{PREFIX}/{env}"
         self.key = f"{self.prefix}/.lock"
         self.location = f"consul {self.key}"
-        self.ttl = _seconds(settings.get("ttl")) or DEFAULT_TTL
+        self.ttl = _seconds(settings.get("ttl"), "ttl") or DEFAULT_TTL
         # Consul's lock-delay after a holder's session ends (default 15s): a holder that lost its
         # session stops within about a second, so teams may shorten it.
-        self.lock_delay = _seconds(settings.get("lock_delay"))
+        self.lock_delay = _seconds(settings.get("lock_delay"), "lock_delay")
         self._consul: Consul | None = None
         self._session: Session | None = None
         self._lock: Lock | None = None
