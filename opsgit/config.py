@@ -9,7 +9,7 @@ from pathlib import Path
 
 from opsgit.errors import ConfigError
 
-KNOWN_SETTINGS = ("org", "status_context_prefix", "default_base", "build_dir")
+KNOWN_SETTINGS = ("org", "status_context_prefix", "default_base", "build_dir", "plugin_dirs")
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class Settings:
     status_context_prefix: str = "opsgit"
     default_base: str = "origin/main"
     build_dir: Path = Path("build")
+    plugin_dirs: tuple[Path, ...] = ()
+    """Filesystem mirrors of Terraform providers to look in first (Terraform's layout)."""
 
     @property
     def build_path(self) -> Path:
@@ -66,7 +68,11 @@ def load_settings(root: Path) -> Settings:
                 file="pyproject.toml",
                 hint=f"known settings: {', '.join(KNOWN_SETTINGS)}",
             )
-        if not isinstance(table[key], str):
+        if key == "plugin_dirs":
+            if not isinstance(table[key], list) or not all(isinstance(d, str) for d in table[key]):
+                raise ConfigError("[tool.opsgit] plugin_dirs must be a list of directories", file="pyproject.toml",
+                                  hint='plugin_dirs = ["/opt/terraform/plugins"]')
+        elif not isinstance(table[key], str):
             raise ConfigError(f"[tool.opsgit] {key} must be a string", file="pyproject.toml")
     build_dir = Path(table.get("build_dir", "build"))
     if not os.environ.get("OPSGIT_BUILD_DIR") and not (root / build_dir).resolve().is_relative_to(root.resolve()):
@@ -81,6 +87,7 @@ def load_settings(root: Path) -> Settings:
         status_context_prefix=table.get("status_context_prefix", "opsgit"),
         default_base=table.get("default_base", "origin/main"),
         build_dir=Path(os.environ.get("OPSGIT_BUILD_DIR") or build_dir),
+        plugin_dirs=tuple(Path(d) if Path(d).is_absolute() else root / d for d in table.get("plugin_dirs", [])),
     )
 
 

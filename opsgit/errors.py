@@ -9,6 +9,9 @@
           ├── ConsulError       Consul answered with an error, or could not be reached
           │    └── ConsulUnavailable   no answer at all, after the retries
           ├── ProviderError     a provider call failed (opsgit.providers.base); names the address
+          │    ├── PluginError       a provider plugin would not start, answer or stay up (opsgit.plugin.process)
+          │    ├── DiagnosticError   a provider plugin reported errors, with the attribute path (opsgit.plugin.client)
+          │    └── PartialCreate     a plugin's create failed once the object existed; kept (opsgit.plugin.provider)
           ├── StalePlan         a saved plan no longer matches state or configuration (opsgit.engine.apply)
           ├── StateConflict     a conditional state write was refused (opsgit.engine.backends.s3)
           ├── Locked            the run lock is held by someone else (opsgit.locks)

@@ -118,6 +118,7 @@ def import_resource(env: str, address: str, resource_id: str, *, lock_timeout: f
     from opsgit import output
     from opsgit.engine.state import ResourceState
     from opsgit.errors import UserError
+    from opsgit.providers.base import PlanningType, ProviderError
     from opsgit.workspace import open_workspace
 
     workspace = open_workspace(env)
@@ -129,13 +130,22 @@ def import_resource(env: str, address: str, resource_id: str, *, lock_timeout: f
     kind = workspace.provider(provider).resource_types.get(type_name)
     if kind is None:
         raise UserError(f"provider {provider!r} has no resource type {type_name!r}", hint="check the address")
-    hints = {k: v for k, v in (config.attributes if config else {}).items() if isinstance(v, str) and "${" not in v}
-    attributes = kind.read(resource_id, hints)
-    if attributes is None:
-        raise UserError(f"cannot import {address}: no {type_name} with id {resource_id!r}")
     dependencies = config.dependencies if config is not None else ()
-    _rewrite(workspace, {address: ResourceState(address, type_name, provider, resource_id, attributes,
-                                                dependencies)}, lock_timeout)
+    if isinstance(kind, PlanningType):  # a provider plugin's type: ImportResourceState, then a read
+        try:
+            stored = kind.import_object(address, resource_id)
+        except ProviderError as error:
+            raise UserError(f"cannot import {address}: {error}") from None
+        imported = ResourceState(address, type_name, provider, stored.id, stored.attributes, dependencies,
+                                 stored.private, stored.schema_version)
+    else:
+        hints = {k: v for k, v in (config.attributes if config else {}).items()
+                 if isinstance(v, str) and "${" not in v}
+        attributes = kind.read(resource_id, hints)
+        if attributes is None:
+            raise UserError(f"cannot import {address}: no {type_name} with id {resource_id!r}")
+        imported = ResourceState(address, type_name, provider, resource_id, attributes, dependencies)
+    _rewrite(workspace, {address: imported}, lock_timeout)
     output.say(f"{address}: Import prepared!\nImport successful! The resource is now managed by opsgit; "
                "run `opsgit plan` to see how it differs from the configuration.")
     return 0

@@ -24,7 +24,7 @@ from opsgit.engine.resolve import ResolveError, contains_unknown, resolve
 from opsgit.engine.state import ResourceState, State
 from opsgit.errors import UserError
 from opsgit.graph import Graph
-from opsgit.providers.base import Provider, ProviderError, ResourceType, describe_error
+from opsgit.providers.base import PlanningType, Provider, ProviderError, ResourceType, Stored, describe_error
 
 DEPOSED = ":deposed"
 STOP_POLL = 0.1  # how often a walk waiting on running changes looks at `stop`
@@ -102,7 +102,7 @@ class Applier:
             else:
                 self.resources[address] = resource
 
-    def _kind(self, provider: str, type_name: str) -> ResourceType:
+    def _kind(self, provider: str, type_name: str) -> ResourceType | PlanningType:
         return self.providers[provider].resource_types[type_name]
 
     # -- run ---------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ class Applier:
                 current = self.resources.get(address)
                 self.progress(f"{address}: Destroying... [id={current.id if current else '?'}]")
                 if current is not None:
-                    kind.delete(current.id, current.attributes)
+                    self._delete(kind, current)
                 self._record(address, None)
                 self.progress(f"{address}: Destruction complete after {_took(started)}")
                 return "destroyed"
@@ -244,7 +244,7 @@ class Applier:
                 deposed = self.resources.get(address + DEPOSED)
                 if deposed is not None:
                     self.progress(f"{address} (deposed object): Destroying... [id={deposed.id}]")
-                    kind.delete(deposed.id, deposed.attributes)
+                    self._delete(kind, deposed)
                     self._record(address + DEPOSED, None)
                 return "none"
             return self._apply_one(change, kind, started)
@@ -253,7 +253,55 @@ class Applier:
         except Exception as error:
             raise ProviderError(f"{address}: {describe_error(error)}") from None
 
-    def _apply_one(self, change: ResourceChange, kind: ResourceType, started: float) -> str:
+    @staticmethod
+    def _delete(kind: ResourceType | PlanningType, current: ResourceState) -> None:
+        if isinstance(kind, PlanningType):
+            kind.apply_change(current.address, current.stored, None)
+        else:
+            kind.delete(current.id, current.attributes)
+
+    def _apply_planned(self, change: ResourceChange, kind: PlanningType, config: dict[str, Any],
+                       current: ResourceState | None, started: float) -> str:
+        """A plugin type's change: the provider plans it again with the final configuration and
+        applies that; a replacement deletes first, or creates first with create_before_destroy."""
+        from opsgit.plugin.provider import PartialCreate
+
+        address = change.address
+        resource = self.graph.resources[address]
+        ignored = resource.lifecycle.get("ignore_changes", [])
+
+        def record(stored: Stored) -> None:
+            self._record(address, ResourceState(address, resource.type, resource.provider, stored.id,
+                                                stored.attributes, resource.dependencies, stored.private,
+                                                stored.schema_version))
+
+        if change.actions == ("update",) and current is not None:
+            self.progress(f"{address}: Modifying... [id={current.id}]")
+            updated = kind.apply_change(address, current.stored, config, ignored)
+            if updated is not None:
+                record(updated)
+            self.progress(f"{address}: Modifications complete after {_took(started)} [id={current.id}]")
+            return "changed"
+        replacing = current is not None
+        if current is not None and change.actions != REPLACE_CBD:
+            self.progress(f"{address}: Destroying... [id={current.id}]")
+            kind.apply_change(address, current.stored, None)
+            self._record(address, None)
+        elif current is not None:
+            self._record(address + DEPOSED, replace(current, address=address + DEPOSED))
+        self.progress(f"{address}: Creating...")
+        try:
+            created = kind.apply_change(address, None, config, ignored)
+        except PartialCreate as failed:
+            record(failed.stored)  # the object exists: the next plan sees it, never a second one
+            raise
+        if created is None:
+            raise ProviderError(f"{address}: the provider returned no object")
+        record(created)
+        self.progress(f"{address}: Creation complete after {_took(started)} [id={created.id}]")
+        return "replaced" if replacing else "added"
+
+    def _apply_one(self, change: ResourceChange, kind: ResourceType | PlanningType, started: float) -> str:
         address = change.address
         resource = self.graph.resources[address]
         try:
@@ -263,6 +311,8 @@ class Applier:
         if contains_unknown(config):
             raise ProviderError(f"{address}: a value is still unknown at apply time")
         current = self.resources.get(address)
+        if isinstance(kind, PlanningType):
+            return self._apply_planned(change, kind, config, current, started)
         if change.actions == ("update",) and current is not None:
             self.progress(f"{address}: Modifying... [id={current.id}]")
             attributes = kind.update(current.id, current.attributes, config)

@@ -27,7 +27,7 @@ from opsgit.engine.resolve import (
 from opsgit.engine.state import ResourceState, State
 from opsgit.errors import UserError
 from opsgit.graph import Graph, Resource
-from opsgit.providers.base import Provider, ProviderError, ResourceType, describe_error
+from opsgit.providers.base import PlanningType, Provider, ProviderError, ResourceType, Stored, describe_error
 
 FORMAT_VERSION = "1.2"
 READ_BATCH = 100
@@ -202,8 +202,10 @@ class Planner:
     parallelism: int = 10
     settings: Mapping[str, Any] = field(default_factory=dict)
     """The environment's state and lock settings, for the plan's input hash."""
+    refreshed_objects: dict[str, Stored | None] = field(default_factory=dict)
+    """Plugin-managed objects as refresh read them, private data included."""
 
-    def resource_type(self, provider: str, type_name: str, source: str = "") -> ResourceType:
+    def resource_type(self, provider: str, type_name: str, source: str = "") -> ResourceType | PlanningType:
         found = self.providers.get(provider)
         types = found.resource_types if found else {}
         if type_name not in types:
@@ -237,8 +239,11 @@ class Planner:
                 jobs.append((kind, members[start:start + size]))
         refreshed: dict[str, dict[str, Any] | None] = {}
 
-        def read(job: tuple[ResourceType, list[ResourceState]]) -> list[tuple[str, dict[str, Any] | None]]:
+        def read(job: tuple[ResourceType | PlanningType, list[ResourceState]]
+                 ) -> list[tuple[str, dict[str, Any] | None]]:
             kind, members = job
+            if isinstance(kind, PlanningType):
+                return [self._refresh_object(kind, member) for member in members]
             try:
                 found = kind.read_many([(m.id, m.attributes) for m in members])
             except ProviderError:
@@ -257,6 +262,21 @@ class Planner:
         for batch in results:
             refreshed.update(batch)
         return refreshed
+
+    def _refresh_object(self, kind: PlanningType, member: ResourceState) -> tuple[str, dict[str, Any] | None]:
+        try:
+            now = kind.refresh(member.address, member.stored)
+        except ProviderError as error:
+            raise ProviderError(f"refreshing {member.address} failed: {error}") from None
+        self.refreshed_objects[member.address] = now
+        return member.address, None if now is None else dict(now.attributes)
+
+    def _prior(self, address: str) -> Stored | None:
+        """What a planning type planned from: the refreshed object, else the state's."""
+        if address in self.refreshed_objects:
+            return self.refreshed_objects[address]
+        found = self.state.resources.get(address)
+        return found.stored if found is not None else None
 
     def plan(self, *, mode: str = "normal", refresh: bool = True, targets: Sequence[str] = (),
              base_commit: str | None = None, head_commit: str | None = None) -> Plan:
@@ -291,6 +311,8 @@ class Planner:
             config = resolve(dict(resource.attributes), lambda a: planned.get(a), self.graph.instances)
         except ResolveError as error:
             raise UserError.at(resource.source, f"{resource.address}: {error}") from None
+        if isinstance(kind, PlanningType):
+            return self._planned_by_provider(resource, kind, config, current, planned)
         computed = {name: UNKNOWN for name, spec in kind.schema.fields.items() if spec.computed and name not in config}
         sensitive = kind.schema.sensitive
         if current is None:
@@ -319,6 +341,26 @@ class Planner:
         return ResourceChange(resource.address, resource.type, resource.provider, UPDATE, current,
                               planned[resource.address], sensitive=sensitive, dependencies=resource.dependencies)
 
+    def _planned_by_provider(self, resource: Resource, kind: PlanningType, config: dict[str, Any],
+                             current: Mapping[str, Any] | None, planned: dict[str, Any]) -> ResourceChange:
+        """A plugin type's change, as its provider plans it; lifecycle rules applied here."""
+        prior = self._prior(resource.address) if current is not None else None
+        try:
+            change = kind.plan_change(resource.address, prior, config, resource.lifecycle.get("ignore_changes", []))
+        except ProviderError as error:
+            raise UserError.at(resource.source, str(error)) from None
+        actions = change.actions
+        if actions == REPLACE:
+            if resource.lifecycle.get("prevent_destroy"):
+                raise UserError.at(resource.source, f"{resource.address} has lifecycle.prevent_destroy, but this plan "
+                                   f"would replace it ({', '.join(change.replace_paths)} changed)")
+            if resource.lifecycle.get("create_before_destroy"):
+                actions = REPLACE_CBD
+        planned[resource.address] = dict(change.after) if change.after is not None else dict(current or {})
+        return ResourceChange(resource.address, resource.type, resource.provider, actions,
+                              current, planned[resource.address] if actions != NOOP else current,
+                              change.replace_paths, change.reason, kind.schema.sensitive, resource.dependencies)
+
     def _deletions(self, current: Mapping[str, Any], wanted: set[str] | None, *, destroying: bool
                    ) -> list[ResourceChange]:
         deletions = []
@@ -344,7 +386,7 @@ class Planner:
         drift = []
         for address, resource in sorted(self.state.resources.items()):
             now = refreshed.get(address)
-            if now == dict(resource.attributes):
+            if now is not None and _same(now, resource.attributes):
                 continue
             actions = DELETE if now is None else UPDATE
             kind = self.resource_type(resource.provider, resource.type)
@@ -395,6 +437,20 @@ class Planner:
                 changes[name] = {"actions": ["delete"], "before": self.state.outputs[name].get("value"),
                                  "after": None, "after_unknown": False, "sensitive": False}
         return changes
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal once an empty list or map counts as null (providers return `{}` for tags never
+    set; Terraform does not report that as a change outside it)."""
+    def empty(value: Any) -> bool:
+        return value is None or value == [] or value == {}
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return all(_same(a.get(k), b.get(k)) for k in set(a) | set(b))
+    if empty(a) and empty(b):
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 class _NoField:

@@ -39,7 +39,9 @@ def format_change(change: ResourceChange, *, paint: Any = None) -> list[str]:
     lines.append(f"{symbol:>3} resource \"{change.type}\" \"{change.name}\" {{")
     before: Mapping[str, Any] = change.before or {}
     after: Mapping[str, Any] = change.after or {}
-    keys = sorted(set(before) | set(after))
+    # As Terraform shows them: attributes null on both sides (a provider schema's unset
+    # optional ones) are not listed.
+    keys = sorted(k for k in set(before) | set(after) if before.get(k) is not None or after.get(k) is not None)
     width = max((len(k) for k in keys), default=0)
     hidden = 0
     for key in keys:

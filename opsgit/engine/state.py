@@ -1,7 +1,8 @@
 """The state of one environment: a plain value, and its JSON form.
 
     {"version": 1, "lineage": "<uuid>", "serial": 12,
-     "resources": [{"address", "type", "provider", "id", "attributes", "dependencies"}],
+     "resources": [{"address", "type", "provider", "id", "attributes", "dependencies",
+                    "schema_version" and "private" for a provider plugin's resources}],
      "outputs": {"name": {"value": ..., "sensitive": false}}}
 
 `lineage` is fixed when a state is born; `serial` grows with every persisted change, so a saved
@@ -15,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from opsgit.providers.base import Stored
+
 STATE_VERSION = 1
 
 
@@ -26,15 +29,29 @@ class ResourceState:
     id: str
     attributes: Mapping[str, Any]
     dependencies: tuple[str, ...] = ()
+    # Kept for resources a provider plugin manages: its opaque private data (base64) and the
+    # version of its schema the attributes were written in (a newer provider upgrades them).
+    private: str = ""
+    schema_version: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"address": self.address, "type": self.type, "provider": self.provider, "id": self.id,
+        data: dict[str, Any] = {"address": self.address, "type": self.type, "provider": self.provider, "id": self.id,
                 "attributes": self.attributes, "dependencies": list(self.dependencies)}
+        if self.schema_version is not None:
+            data["schema_version"] = self.schema_version
+            data["private"] = self.private
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ResourceState:
+        version = data.get("schema_version")
         return cls(address=data["address"], type=data["type"], provider=data["provider"], id=str(data["id"]),
-                   attributes=data.get("attributes") or {}, dependencies=tuple(data.get("dependencies") or ()))
+                   attributes=data.get("attributes") or {}, dependencies=tuple(data.get("dependencies") or ()),
+                   private=str(data.get("private") or ""), schema_version=version if isinstance(version, int) else None)
+
+    @property
+    def stored(self) -> Stored:
+        return Stored(self.id, self.attributes, self.private, self.schema_version)
 
 
 @dataclass(frozen=True)

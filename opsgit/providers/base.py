@@ -6,7 +6,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from opsgit.errors import UserError
 
@@ -74,9 +75,46 @@ class ResourceType(Protocol):
     def delete(self, resource_id: str, attributes: Mapping[str, Any]) -> None: ...
 
 
+class Stored(NamedTuple):
+    """A managed object as state keeps it, with what a plugin provider needs back each call."""
+
+    id: str
+    attributes: Mapping[str, Any]
+    private: str = ""            # the provider's opaque bytes, base64
+    schema_version: int | None = None
+
+
+class PlannedChange(NamedTuple):
+    actions: tuple[str, ...]
+    after: Mapping[str, Any] | None
+    replace_paths: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+@runtime_checkable
+class PlanningType(Protocol):
+    """A resource type that plans its own changes (a Terraform provider plugin's): the engine
+    asks it what a change would do instead of comparing attributes itself, and gives it back
+    the private data it keeps with each object."""
+
+    schema: Schema
+
+    def plan_change(self, address: str, prior: Stored | None, config: Mapping[str, Any] | None,
+                    ignore_changes: Any = ()) -> PlannedChange: ...
+
+    def apply_change(self, address: str, prior: Stored | None, config: Mapping[str, Any] | None,
+                     ignore_changes: Any = ()) -> Stored | None: ...
+
+    def refresh(self, address: str, prior: Stored) -> Stored | None: ...
+
+    def import_object(self, address: str, resource_id: str) -> Stored: ...
+
+
 class Provider(Protocol):
     name: str
-    resource_types: Mapping[str, ResourceType]
+
+    @property
+    def resource_types(self) -> Mapping[str, ResourceType | PlanningType]: ...
 
 
 class ReadEach:
@@ -113,7 +151,13 @@ def describe_error(error: BaseException) -> str:
     return text[:300] or type(error).__name__
 
 
-def load_provider(name: str, config: Mapping[str, Any]) -> Provider:
+def load_provider(name: str, config: Mapping[str, Any], root: Path | None = None) -> Provider:
+    """The provider `name`: opsgit's own, or with a `source` (hashicorp/aws) the Terraform
+    provider plugin of that source and version."""
+    if "source" in config:
+        from opsgit.plugin.provider import PluginProvider
+
+        return PluginProvider(name, config, root or Path.cwd())
     module_name = REGISTRY.get(name)
     if module_name is None:
         raise UserError(f"unknown provider {name!r}", hint=f"known providers: {', '.join(sorted(REGISTRY))}")

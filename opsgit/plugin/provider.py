@@ -1,0 +1,341 @@
+"""A Terraform provider plugin as an opsgit provider: one process per provider configuration per
+run, started when a resource of it is first planned, shared by all its resources and called
+concurrently by the engine's workers.
+
+Each managed type plans its own changes as Terraform has providers do: the configuration is
+completed to the schema's object, merged with the prior state into the proposed new state
+(computed attributes the configuration leaves unset keep their prior value), and the provider's
+PlanResourceChange says the planned state, what is unknown until apply, and which changed paths
+force a replacement. Apply plans again with the final, known configuration and applies that.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from opsgit.engine.resolve import UNKNOWN, Unknown
+from opsgit.errors import UserError
+from opsgit.plugin import cty, discovery
+from opsgit.plugin.client import DiagnosticError, ProviderClient
+from opsgit.plugin.process import PluginProcess
+from opsgit.plugin.schema import GROUP, LIST, MAP, SET, SINGLE, Block, TypeSchema
+from opsgit.providers.base import Field, PlannedChange, PlanningType, ProviderError, ResourceType, Schema, Stored
+
+OWN_KEYS = ("source", "version", "native")
+CREATE, UPDATE, DELETE, NOOP = ("create",), ("update",), ("delete",), ("no-op",)
+REPLACE, REPLACE_CBD = ("delete", "create"), ("create", "delete")
+
+
+class PluginProvider:
+    """`providers: {aws: {source: hashicorp/aws, version: 5.100.0, region: ...}}`."""
+
+    def __init__(self, name: str, config: Mapping[str, Any], root: Path) -> None:
+        from opsgit.config import load_settings
+
+        self.name = name
+        self.root = root
+        self.address = discovery.parse_source(str(config["source"]))
+        self.version = str(config["version"]) if config.get("version") is not None else None
+        self.settings = {k: v for k, v in config.items() if k not in OWN_KEYS}
+        native = config.get("native") or []
+        if not isinstance(native, list) or not all(isinstance(t, str) for t in native):
+            raise UserError(f"provider {name}: native must be a list of resource types",
+                            hint="native: [aws_security_group, aws_instance]")
+        self._native_types = tuple(native)
+        self._native: Any = None
+        self._plugin_dirs = load_settings(root).plugin_dirs
+        self._client: ProviderClient | None = None
+        self._lock = threading.Lock()
+        self.resource_types = _Types(self)
+
+    @property
+    def client(self) -> ProviderClient:
+        """The running, configured provider (started on first use)."""
+        with self._lock:
+            if self._client is None:
+                found = discovery.find(self.address, self.version, self.root, self._plugin_dirs)
+                digest = discovery.verify(found, self.root)
+                process = PluginProcess(self.name, found.binary)
+                client = ProviderClient(self.name, process, discovery.cache_dir(), digest)
+                try:
+                    client.configure(self.settings)
+                except BaseException:
+                    process.stop()
+                    raise
+                self._client = client
+            return self._client
+
+    def native(self) -> Any:
+        if self._native is None:
+            from opsgit.providers.base import load_provider
+
+            self._native = load_provider(self.name, {k: v for k, v in self.settings.items()})
+        return self._native
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.process.stop()
+
+
+class _Types(Mapping[str, "ResourceType | PlanningType"]):
+    """The provider's resource types, each made when first asked for."""
+
+    def __init__(self, provider: PluginProvider) -> None:
+        self.provider = provider
+        self._made: dict[str, ResourceType | PlanningType] = {}
+
+    def __getitem__(self, type_name: str) -> ResourceType | PlanningType:
+        if type_name not in self._made:
+            if type_name in self.provider._native_types:
+                self._made[type_name] = self.provider.native().resource_types[type_name]
+            elif type_name in self.provider.client.schema.response.resource_schemas:
+                self._made[type_name] = PluginResourceType(self.provider, type_name)
+            else:
+                raise KeyError(type_name)
+        return self._made[type_name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*self.provider._native_types, *self.provider.client.schema.resource_types}))
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def __contains__(self, type_name: object) -> bool:
+        return isinstance(type_name, str) and (type_name in self.provider._native_types or
+                                               type_name in self.provider.client.schema.response.resource_schemas)
+
+
+class PluginResourceType:
+    """One managed resource type of a plugin (the engine's `PlanningType`)."""
+
+    def __init__(self, provider: PluginProvider, type_name: str) -> None:
+        self.provider = provider
+        self.type_name = type_name
+        self.definition: TypeSchema = provider.client.schema.resource(type_name)
+        self.block = self.definition.block
+        fields = {name: Field(required=a.required, computed=a.computed, sensitive=a.sensitive)
+                  for name, a in self.block.attributes.items()}
+        fields.update({name: Field(required=nested.min_items > 0) for name, nested in self.block.blocks.items()})
+        self.schema = Schema(fields=fields)
+
+    @property
+    def client(self) -> ProviderClient:
+        return self.provider.client
+
+    # -- plan ------------------------------------------------------------------------------------
+
+    def plan_change(self, address: str, prior: Stored | None, config: Mapping[str, Any] | None,
+                    ignore_changes: Any = ()) -> PlannedChange:
+        prior_value = self._prior(prior)
+        if config is None:
+            if prior_value is None:
+                return PlannedChange(NOOP, None)
+            return PlannedChange(DELETE, None)
+        wanted = self._config(address, config, prior_value, ignore_changes)
+        self.client.validate(self.type_name, self.block, wanted, address)
+        proposed = proposed_new(self.block, prior_value, wanted)
+        planned = self.client.plan(self.type_name, self.block, prior_value, proposed, wanted, self._private(prior),
+                                   address)
+        if prior_value is None:
+            return PlannedChange(CREATE, _storable(planned.state))
+        if _equal(prior_value, planned.state):
+            return PlannedChange(NOOP, _storable(prior_value))
+        forcing = tuple(sorted({_path_text(p) for p in planned.requires_replace
+                                if not _equal(_at(prior_value, p), _at(planned.state, p))}))
+        if forcing:
+            fresh = self.client.plan(self.type_name, self.block, None, proposed_new(self.block, None, wanted), wanted,
+                                     planned.private, address)
+            return PlannedChange(REPLACE, _storable(fresh.state), forcing, "replace_because_cannot_update")
+        return PlannedChange(UPDATE, _storable(planned.state))
+
+    # -- apply -----------------------------------------------------------------------------------
+
+    def apply_change(self, address: str, prior: Stored | None, config: Mapping[str, Any] | None,
+                     ignore_changes: Any = ()) -> Stored | None:
+        prior_value = self._prior(prior)
+        private = self._private(prior)
+        if config is None:
+            if prior_value is None:
+                return None
+            if self.client.schema.plan_destroy:
+                planned = self.client.plan(self.type_name, self.block, prior_value, None, None, private, address)
+                private = planned.private or private
+            try:
+                new_state, _ = self.client.apply(self.type_name, self.block, prior_value, None, None, private, address)
+            except DiagnosticError as error:
+                raise ProviderError(str(error)) from None
+            if new_state is not None:
+                raise ProviderError(f"{address}: provider {self.provider.name} kept the object after deleting it")
+            return None
+        wanted = self._config(address, config, prior_value, ignore_changes)
+        proposed = proposed_new(self.block, prior_value, wanted)
+        planned = self.client.plan(self.type_name, self.block, prior_value, proposed, wanted, private, address)
+        try:
+            new_state, new_private = self.client.apply(self.type_name, self.block, prior_value, planned.state, wanted,
+                                                       planned.private, address)
+        except DiagnosticError as error:
+            partial = getattr(error, "partial", None)
+            if partial is not None and partial[0] is not None and prior_value is None:
+                # The object exists though its create failed part-way: keep it (Terraform taints it).
+                raise PartialCreate(str(error), self._stored(partial[0], partial[1])) from None
+            raise ProviderError(str(error)) from None
+        if new_state is None:
+            raise ProviderError(f"{address}: provider {self.provider.name} returned no object after apply")
+        if _has_unknown(new_state):
+            raise ProviderError(f"{address}: provider {self.provider.name} left values unknown after apply")
+        return self._stored(new_state, new_private)
+
+    # -- refresh and import ------------------------------------------------------------------
+
+    def refresh(self, address: str, prior: Stored) -> Stored | None:
+        value = self._prior(prior)
+        new_state, private = self.client.read(self.type_name, self.block, value, self._private(prior), address)
+        if new_state is None:
+            return None
+        return self._stored(new_state, private)
+
+    def import_object(self, address: str, resource_id: str) -> Stored:
+        imported = self.client.import_state(self.type_name, resource_id, address)
+        if len(imported) != 1:
+            raise ProviderError(f"{address}: importing {resource_id!r} gave {len(imported)} objects, not one")
+        type_name, state, private = imported[0]
+        if type_name != self.type_name:
+            raise ProviderError(f"{address}: {resource_id!r} is a {type_name}, not a {self.type_name}")
+        new_state, new_private = self.client.read(self.type_name, self.block, state, private, address)
+        if new_state is None:
+            raise ProviderError(f"{address}: cannot import {resource_id!r}: no such object",
+                                hint="check the id; `opsgit import` takes what the provider's import documents")
+        return self._stored(new_state, new_private)
+
+    # -- values ----------------------------------------------------------------------------------
+
+    def _config(self, address: str, config: Mapping[str, Any], prior: Any, ignore_changes: Any) -> Any:
+        wanted = self.block.complete(dict(config))
+        if prior is not None and ignore_changes:
+            names = list(self.block.attributes) if ignore_changes == "all" else list(ignore_changes)
+            for name in names:
+                if name in wanted:
+                    wanted[name] = prior.get(name)
+        try:
+            cty.encode(wanted, self.block.implied_type)
+        except cty.CtyError as error:
+            raise DiagnosticError(f"{address}: {error}", error.path) from None
+        return wanted
+
+    def _prior(self, prior: Stored | None) -> Any:
+        if prior is None:
+            return None
+        if prior.schema_version is not None and prior.schema_version != self.definition.version:
+            raw = json.dumps(cty.to_json_value(self.block.complete(dict(prior.attributes)), self.block.implied_type))
+            return self.client.upgrade(self.type_name, self.block, prior.schema_version, raw.encode(),
+                                       f"{self.type_name} {prior.id}")
+        return cty.decode(self.block.complete(dict(prior.attributes)), self.block.implied_type)
+
+    @staticmethod
+    def _private(prior: Stored | None) -> bytes:
+        return base64.b64decode(prior.private) if prior is not None and prior.private else b""
+
+    def _stored(self, state: Any, private: bytes) -> Stored:
+        attributes = _storable(state)
+        return Stored(id=str(attributes.get("id") or ""), attributes=attributes,
+                      private=base64.b64encode(private).decode() if private else "",
+                      schema_version=self.definition.version)
+
+
+class PartialCreate(ProviderError):
+    """A create that failed after the object came to exist: `stored` is what to keep in state."""
+
+    def __init__(self, message: str, stored: Stored) -> None:
+        super().__init__(message)
+        self.stored = stored
+
+
+def proposed_new(block: Block, prior: Any, config: Any) -> Any:
+    """Terraform's ProposedNew: the configuration, with each computed attribute it leaves null
+    taking its prior value; nested blocks merged with their prior counterparts."""
+    if config is None:
+        return None
+    before = prior if isinstance(prior, dict) else {}
+    result: dict[str, Any] = {}
+    for name, attribute in block.attributes.items():
+        value = config.get(name)
+        result[name] = before.get(name) if attribute.computed and value is None else value
+    for name, nested in block.blocks.items():
+        value, old = config.get(name), before.get(name)
+        if nested.nesting in (SINGLE, GROUP):
+            result[name] = proposed_new(nested.block, old, value)
+        elif nested.nesting == LIST:
+            olds = old if isinstance(old, list) else []
+            result[name] = [proposed_new(nested.block, olds[i] if i < len(olds) else None, item)
+                            for i, item in enumerate(value or [])]
+        elif nested.nesting == MAP:
+            labelled = old if isinstance(old, dict) else {}
+            result[name] = {k: proposed_new(nested.block, labelled.get(k), v) for k, v in (value or {}).items()}
+        elif nested.nesting == SET:
+            result[name] = [proposed_new(nested.block, None, item) for item in value or []]
+    return result
+
+
+def _at(value: Any, path: tuple[str | int, ...]) -> Any:
+    for step in path:
+        if isinstance(value, dict):
+            value = value.get(step)
+        elif isinstance(value, list) and isinstance(step, int) and step < len(value):
+            value = value[step]
+        else:
+            return None
+    return value
+
+
+def _path_text(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Values equal as cty compares them: sets in any order (lists of objects compared as
+    multisets by their JSON text), an unknown equal to nothing."""
+    if isinstance(a, Unknown) or isinstance(b, Unknown):
+        return False
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return False
+        if all(_equal(x, y) for x, y in zip(a, b, strict=True)):
+            return True
+        return sorted(map(_key, a)) == sorted(map(_key, b))
+    if isinstance(a, int | float | Decimal) and isinstance(b, int | float | Decimal) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        return Decimal(str(a)) == Decimal(str(b))
+    return bool(a == b)
+
+
+def _key(value: Any) -> str:
+    return json.dumps(_storable(value), sort_keys=True, default=str)
+
+
+def _has_unknown(value: Any) -> bool:
+    if isinstance(value, Unknown):
+        return True
+    if isinstance(value, dict):
+        return any(_has_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_unknown(v) for v in value)
+    return False
+
+
+def _storable(value: Any) -> Any:
+    """A decoded value as state and plans keep it (JSON's numbers; unknowns stay UNKNOWN)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return UNKNOWN if isinstance(value, Unknown) else value
