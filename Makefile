@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: demo demo-down test lint typecheck unit test-slow test-faults bench packer strace venv clean
+.PHONY: demo demo-cloud demo-down test lint typecheck unit test-slow test-faults bench packer strace venv clean
 
 venv: $(STAMP)
 
@@ -41,6 +41,19 @@ demo: venv packer
 	$(DEV_ENV) HC_ROLE=binstore $(BIN)/opsgit image --env dev
 	$(BIN)/opsgit verify --role binstore --hosts local://
 	@echo; echo "Run \`make demo\` again: nothing to change. \`make demo-down\` stops moto_server and the agent."
+	@echo "The provider example (hashicorp/aws as a plugin: VPC, load balancer, IAM): \`make demo-cloud\`."
+
+# The provider example: environments/cloud, applied by the real hashicorp/aws provider (a
+# Terraform filesystem mirror holds it: TF_PLUGINS, default /opt/tf-plugins) against moto_server.
+TF_PLUGINS ?= /opt/tf-plugins
+demo-cloud: venv
+	@TF_PLUGIN_CACHE_DIR=$(TF_PLUGINS) $(BIN)/python -c "from pathlib import Path; from opsgit.plugin import discovery; \
+	  discovery.find(discovery.parse_source('hashicorp/aws'), '5.100.0', Path('.'))" 2>/dev/null || { \
+	  echo "hashicorp/aws 5.100.0 is not in $(TF_PLUGINS) or Terraform's mirrors. Unpack its release zip into"; \
+	  echo "  $(TF_PLUGINS)/registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64/, or run: make demo-cloud TF_PLUGINS=DIR"; exit 1; }
+	$(BIN)/python scripts/devservices.py up
+	TF_PLUGIN_CACHE_DIR=$(TF_PLUGINS) $(BIN)/opsgit plan --env cloud
+	TF_PLUGIN_CACHE_DIR=$(TF_PLUGINS) $(BIN)/opsgit apply --env cloud build/plans/cloud.plan.json
 
 demo-down: venv
 	$(BIN)/python scripts/devservices.py down

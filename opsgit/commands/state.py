@@ -44,6 +44,7 @@ def state_list(env: str) -> int:
 def state_show(env: str, address: str) -> int:
     from opsgit import output
     from opsgit.engine.plan_text import show
+    from opsgit.graph import refs
     from opsgit.workspace import open_workspace
 
     workspace = open_workspace(env)
@@ -51,8 +52,12 @@ def state_show(env: str, address: str) -> int:
     resource = _resource(state, address)
     # Rendering registers the modules' sensitive values, so they are masked here too.
     _graph_or_warn(workspace, "values marked sensitive in its modules may show")
-    sensitive = workspace.provider(resource.provider).resource_types[resource.type].schema.sensitive
-    output.say(f"# {address}:\nresource \"{resource.type}\" \"{address.rsplit('.', 1)[-1].split('[')[0]}\" {{")
+    provider = workspace.provider(resource.provider)
+    data = refs.is_data(address)
+    kinds = (getattr(provider, "data_sources", None) or {}) if data else provider.resource_types
+    sensitive = kinds[resource.type].schema.sensitive if resource.type in kinds else frozenset()
+    output.say(f"# {address}:\n{'data' if data else 'resource'} \"{resource.type}\" "
+               f"\"{address.rsplit('.', 1)[-1].split('[')[0]}\" {{")
     width = max((len(k) for k in resource.attributes), default=0)
     for key, value in sorted(resource.attributes.items()):
         output.say(f"    {key.ljust(width)} = {show(value, key in sensitive)}")

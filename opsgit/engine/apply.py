@@ -229,9 +229,11 @@ class Applier:
     def _execute(self, operation: _Operation) -> str:
         change = operation.change
         address = change.address
-        kind = self._kind(change.provider, change.type)
         started = time.monotonic()
         try:
+            if change.actions == ("read",):
+                return self._read_data(change, started)
+            kind = self._kind(change.provider, change.type)
             if operation.kind == "delete":
                 current = self.resources.get(address)
                 self.progress(f"{address}: Destroying... [id={current.id if current else '?'}]")
@@ -252,6 +254,25 @@ class Applier:
             raise
         except Exception as error:
             raise ProviderError(f"{address}: {describe_error(error)}") from None
+
+    def _read_data(self, change: ResourceChange, started: float) -> str:
+        """A data source: the values the plan read, or read now when the plan could not (its
+        configuration was unknown then), kept in state for the references that use them."""
+        address = change.address
+        resource = self.graph.resources[address]
+        values = change.after
+        if values is None or contains_unknown(values):
+            try:
+                config = resolve(dict(resource.attributes), self._attributes, self.graph.instances)
+            except ResolveError as error:
+                raise ProviderError(f"{address}: {error}") from None
+            self.progress(f"{address}: Reading...")
+            source = self.providers[resource.provider].data_sources[resource.type]  # type: ignore[attr-defined]
+            values = source.read_data(address, config)
+            self.progress(f"{address}: Read complete after {_took(started)}")
+        self._record(address, ResourceState(address, resource.type, resource.provider, str(values.get("id") or ""),
+                                            dict(values), resource.dependencies))
+        return "none"
 
     @staticmethod
     def _delete(kind: ResourceType | PlanningType, current: ResourceState) -> None:

@@ -26,13 +26,13 @@ from opsgit.engine.resolve import (
 )
 from opsgit.engine.state import ResourceState, State
 from opsgit.errors import UserError
-from opsgit.graph import Graph, Resource
+from opsgit.graph import Graph, Resource, refs
 from opsgit.providers.base import PlanningType, Provider, ProviderError, ResourceType, Stored, describe_error
 
 FORMAT_VERSION = "1.2"
 READ_BATCH = 100
 
-CREATE, UPDATE, DELETE, NOOP = ("create",), ("update",), ("delete",), ("no-op",)
+CREATE, UPDATE, DELETE, NOOP, READ = ("create",), ("update",), ("delete",), ("no-op",), ("read",)
 REPLACE, REPLACE_CBD = ("delete", "create"), ("create", "delete")
 
 
@@ -113,7 +113,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return (any(c.actions != NOOP for c in self.resource_changes)
+        return (any(c.actions not in (NOOP, READ) for c in self.resource_changes)
                 or (bool(self.resource_drift) and self.mode == "refresh-only")
                 or any(o["actions"] != ["no-op"] for o in self.output_changes.values()))
 
@@ -121,7 +121,7 @@ class Plan:
         if self.mode == "refresh-only":
             return (f"Drift: {len(self.resource_drift)} resource(s) changed outside opsgit."
                     if self.resource_drift else "No changes. Your infrastructure still matches the state.")
-        if not any(c.actions != NOOP for c in self.resource_changes):
+        if not any(c.actions not in (NOOP, READ) for c in self.resource_changes):
             return "No changes. Your infrastructure matches the configuration."
         add, change, destroy = self.summary
         return f"Plan: {add} to add, {change} to change, {destroy} to destroy."
@@ -218,6 +218,14 @@ class Planner:
 
     def check_config(self) -> None:
         for resource in self.graph.resources.values():
+            if resource.mode == "data":
+                sources = getattr(self.providers.get(resource.provider), "data_sources", None) or {}
+                if resource.type not in sources:
+                    continue  # said with its hint when the plan reaches it
+                problem = sources[resource.type].schema.check(resource.type, resource.attributes)
+                if problem:
+                    raise UserError.at(resource.source, f"{resource.address}: {problem}")
+                continue
             kind = self.resource_type(resource.provider, resource.type, resource.source)
             problem = kind.schema.check(resource.type, resource.attributes)
             if problem:
@@ -227,6 +235,8 @@ class Planner:
         """Read every resource in state: per type, in batches, in parallel (bounded)."""
         groups: dict[tuple[str, str], list[ResourceState]] = {}
         for resource in self.state.resources.values():
+            if refs.is_data(resource.address):
+                continue  # read again by the plan itself
             groups.setdefault((resource.provider, resource.type), []).append(resource)
         jobs = []
         for (provider, type_name), members in sorted(groups.items()):
@@ -289,13 +299,7 @@ class Planner:
         planned: dict[str, Any] = {}
         if mode != "refresh-only":
             if mode != "destroy":
-                for address in self.graph.order():
-                    if wanted is not None and address not in wanted:
-                        if address in current:
-                            planned[address] = current[address]
-                        continue
-                    change = self._diff(self.graph.resources[address], current.get(address), planned)
-                    changes.append(change)
+                changes.extend(self._plan_in_order(current, wanted, planned))
             changes.extend(self._deletions(current, wanted, destroying=mode == "destroy"))
         outputs = self._outputs(planned if mode == "normal" else current, mode)
         return Plan(env=self.graph.env, mode=mode, lineage=self.state.lineage, serial=self.state.serial,
@@ -304,6 +308,45 @@ class Planner:
                     output_changes=outputs,
                     refreshed={a: refreshed.get(a) for a in (c.address for c in drift)},
                     graph=self.graph, base_commit=base_commit, head_commit=head_commit, targets=tuple(targets))
+
+    def _plan_in_order(self, current: Mapping[str, Any], wanted: set[str] | None,
+                       planned: dict[str, Any]) -> list[ResourceChange]:
+        """Each resource after what it depends on. A provider plugin plans each resource in a
+        call of its own, so plugin resources whose dependencies are all planned are planned
+        together, `parallelism` at a time; the rest are quick and planned in turn."""
+        order = self.graph.order()
+        depth: dict[str, int] = {}
+        for address in order:
+            depth[address] = 1 + max((depth[d] for d in self.graph.resources[address].dependencies if d in depth),
+                                     default=-1)
+        levels: dict[int, list[str]] = {}
+        for address in order:
+            levels.setdefault(depth[address], []).append(address)
+        results: dict[str, ResourceChange] = {}
+        pool = ThreadPoolExecutor(max_workers=self.parallelism) if self.parallelism > 1 else None
+        try:
+            for _, members in sorted(levels.items()):
+                together = []
+                for address in members:
+                    resource = self.graph.resources[address]
+                    if wanted is not None and address not in wanted:
+                        if address in current:
+                            planned[address] = current[address]
+                    elif resource.mode == "data":
+                        pending = {a for a, c in results.items() if c.actions not in (NOOP, READ)}
+                        results[address] = self._read_data(resource, planned, pending)
+                    elif pool is not None and isinstance(
+                            self.resource_type(resource.provider, resource.type, resource.source), PlanningType):
+                        together.append(resource)
+                    else:
+                        results[address] = self._diff(resource, current.get(address), planned)
+                if together and pool is not None:
+                    made = pool.map(lambda r: self._diff(r, current.get(r.address), planned), together)
+                    results.update((r.address, change) for r, change in zip(together, made, strict=True))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        return [results[address] for address in order if address in results]
 
     def _diff(self, resource: Resource, current: Mapping[str, Any] | None, planned: dict[str, Any]) -> ResourceChange:
         kind = self.resource_type(resource.provider, resource.type, resource.source)
@@ -341,6 +384,36 @@ class Planner:
         return ResourceChange(resource.address, resource.type, resource.provider, UPDATE, current,
                               planned[resource.address], sensitive=sensitive, dependencies=resource.dependencies)
 
+    def _read_data(self, resource: Resource, planned: dict[str, Any], pending: set[str]) -> ResourceChange:
+        """A data source, read now when its configuration is known (its values then plan the
+        resources that use it), else during apply, its computed attributes unknown until then;
+        also during apply when something it depends on changes first (as Terraform does)."""
+        provider = self.providers.get(resource.provider)
+        sources = getattr(provider, "data_sources", None) or {}
+        if resource.type not in sources:
+            raise UserError.at(resource.source, f"{resource.address}: provider {resource.provider!r} has no data "
+                               f"source {resource.type!r}",
+                               hint="data sources come from provider plugins: give the provider a source, "
+                                    "such as hashicorp/aws")
+        kind = sources[resource.type]
+        try:
+            config = resolve(dict(resource.attributes), lambda a: planned.get(a), self.graph.instances)
+        except ResolveError as error:
+            raise UserError.at(resource.source, f"{resource.address}: {error}") from None
+        waits_for = pending.intersection(resource.dependencies)
+        if contains_unknown(config) or waits_for:
+            after = {**{name: UNKNOWN for name, spec in kind.schema.fields.items() if spec.computed}, **config}
+            reason = "read_because_dependency_pending" if waits_for else "read_because_config_unknown"
+        else:
+            try:
+                after = kind.read_data(resource.address, config)
+            except ProviderError as error:
+                raise UserError.at(resource.source, str(error)) from None
+            reason = None
+        planned[resource.address] = after
+        return ResourceChange(resource.address, resource.type, resource.provider, READ, None, after,
+                              action_reason=reason, sensitive=kind.schema.sensitive, dependencies=resource.dependencies)
+
     def _planned_by_provider(self, resource: Resource, kind: PlanningType, config: dict[str, Any],
                              current: Mapping[str, Any] | None, planned: dict[str, Any]) -> ResourceChange:
         """A plugin type's change, as its provider plans it; lifecycle rules applied here."""
@@ -365,7 +438,7 @@ class Planner:
                    ) -> list[ResourceChange]:
         deletions = []
         for address, attributes in sorted(current.items()):
-            if address in self.graph.resources and not destroying:
+            if refs.is_data(address) or (address in self.graph.resources and not destroying):
                 continue
             if wanted is not None and address not in wanted:
                 continue
@@ -386,10 +459,19 @@ class Planner:
         drift = []
         for address, resource in sorted(self.state.resources.items()):
             now = refreshed.get(address)
-            if now is not None and _same(now, resource.attributes):
+            if refs.is_data(address):
+                continue
+            kind = self.resource_type(resource.provider, resource.type)
+            if now is not None and isinstance(kind, PlanningType):
+                # What the provider alone sets (a load balancer's list of listeners) moves as a
+                # consequence of other changes: as Terraform, only what configuration sets counts.
+                settable = [k for k in set(now) | set(resource.attributes)
+                            if not kind.schema.fields.get(k, _NO_FIELD).computed]
+                if same({k: now.get(k) for k in settable}, {k: resource.attributes.get(k) for k in settable}):
+                    continue
+            elif now is not None and same(now, resource.attributes):
                 continue
             actions = DELETE if now is None else UPDATE
-            kind = self.resource_type(resource.provider, resource.type)
             drift.append(ResourceChange(address, resource.type, resource.provider, actions,
                                         resource.attributes, now, sensitive=kind.schema.sensitive))
         return tuple(drift)
@@ -439,17 +521,17 @@ class Planner:
         return changes
 
 
-def _same(a: Any, b: Any) -> bool:
+def same(a: Any, b: Any) -> bool:
     """Equal once an empty list or map counts as null (providers return `{}` for tags never
     set; Terraform does not report that as a change outside it)."""
     def empty(value: Any) -> bool:
         return value is None or value == [] or value == {}
     if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return all(_same(a.get(k), b.get(k)) for k in set(a) | set(b))
+        return all(same(a.get(k), b.get(k)) for k in set(a) | set(b))
     if empty(a) and empty(b):
         return True
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 

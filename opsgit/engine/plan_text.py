@@ -7,16 +7,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from opsgit.engine.plan import NOOP, Plan, ResourceChange
+from opsgit.engine.plan import NOOP, Plan, ResourceChange, same
 from opsgit.engine.resolve import UNKNOWN, replace_unknown
 
 SYMBOLS = {("create",): "+", ("update",): "~", ("delete",): "-", ("delete", "create"): "-/+",
-           ("create", "delete"): "+/-"}
+           ("create", "delete"): "+/-", ("read",): "<="}
 HEADLINES = {("create",): "will be created", ("update",): "will be updated in-place",
              ("delete",): "will be destroyed", ("delete", "create"): "must be replaced",
-             ("create", "delete"): "must be replaced"}
+             ("create", "delete"): "must be replaced", ("read",): "will be read during apply"}
 LEGEND = {"+": "create", "~": "update in-place", "-": "destroy", "-/+": "destroy and then create replacement",
-          "+/-": "create replacement and then destroy"}
+          "+/-": "create replacement and then destroy", "<=": "read (data resources)"}
 
 
 def show(value: Any, sensitive: bool = False) -> str:
@@ -36,7 +36,12 @@ def format_change(change: ResourceChange, *, paint: Any = None) -> list[str]:
     lines = [f"  # {change.address} {HEADLINES[change.actions]}"]
     if change.action_reason in reason:
         lines.append(f"  # {reason[change.action_reason]}")
-    lines.append(f"{symbol:>3} resource \"{change.type}\" \"{change.name}\" {{")
+    if change.action_reason == "read_because_config_unknown":
+        lines.append("  # (config refers to values not yet known)")
+    elif change.action_reason == "read_because_dependency_pending":
+        lines.append("  # (depends on a resource or a module with changes pending)")
+    kind = "data" if change.actions == ("read",) else "resource"
+    lines.append(f"{symbol:>3} {kind} \"{change.type}\" \"{change.name}\" {{")
     before: Mapping[str, Any] = change.before or {}
     after: Mapping[str, Any] = change.after or {}
     # As Terraform shows them: attributes null on both sides (a provider schema's unset
@@ -49,7 +54,7 @@ def format_change(change: ResourceChange, *, paint: Any = None) -> list[str]:
         old, new = before.get(key), after.get(key)
         name = key.ljust(width)
         forces = "  # forces replacement" if key in change.replace_paths else ""
-        if change.actions == ("create",):
+        if change.actions in (("create",), ("read",)):
             lines.append(f"      + {name} = {show(new, secret)}")
         elif change.actions == ("delete",):
             lines.append(f"      - {name} = {show(old, secret)} -> null")
@@ -80,11 +85,13 @@ def format_plan(plan: Plan) -> str:
             if drift.after is not None:
                 for key in sorted(set(drift.before or {}) | set(drift.after)):
                     old, new = (drift.before or {}).get(key), drift.after.get(key)
-                    if old != new:
+                    if not same(old, new):
                         out.append(f"      ~ {key} = {show(old, key in drift.sensitive)} -> "
                                    f"{show(new, key in drift.sensitive)}")
         out.append("")
-    changes = [c for c in plan.resource_changes if c.actions != NOOP]
+    # A data source read while planning is not an action; one deferred to apply is shown.
+    changes = [c for c in plan.resource_changes if c.actions != NOOP
+               and not (c.actions == ("read",) and c.action_reason is None)]
     if plan.targets:
         out += ["Resource targeting is in effect: only " + ", ".join(plan.targets) + " and what they need.", ""]
     if changes:

@@ -26,6 +26,8 @@ class Resource:
     dependencies: tuple[str, ...]
     lifecycle: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    mode: str = "managed"
+    """"data" for a data source (`data.aws_ami.base`): read, never created."""
 
     def to_json(self, *, sources: bool = True) -> dict[str, Any]:
         data = {
@@ -35,6 +37,8 @@ class Resource:
         }
         if sources:
             data["source"] = self.source
+        if self.mode != "managed":
+            data["mode"] = self.mode
         return data
 
     @classmethod
@@ -42,7 +46,7 @@ class Resource:
         return cls(address=data["address"], module=data["module"], type=data["type"], name=data["name"],
                    index=data["index"], provider=data["provider"], attributes=data["attributes"],
                    dependencies=tuple(data["dependencies"]), lifecycle=data.get("lifecycle", {}),
-                   source=data.get("source", ""))
+                   source=data.get("source", ""), mode=data.get("mode", "managed"))
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,8 @@ def parse_resource(expression: str) -> Reference:
         modules.append(str(parts[position + 1]))
         position += 2
     rest = parts[position:]
+    if len(rest) >= 3 and rest[0] == "data" and _is_name(rest[1]) and _is_name(rest[2]):
+        rest = [f"data.{rest[1]}", *rest[2:]]  # a data source: data.TYPE.NAME
     if len(rest) < 2 or not isinstance(rest[0], str) or not isinstance(rest[1], str):
         raise ReferenceSyntaxError(f"${{{expression}}} does not name a resource (TYPE.NAME)")
     index: Index = None
@@ -131,6 +133,14 @@ def parse_resource(expression: str) -> Reference:
         attributes = attributes[1:]
     return Reference(tuple(modules), rest[0], rest[1], index, splat,
                      tuple(a for a in attributes if not isinstance(a, tuple)))
+
+
+def is_data(address: str) -> bool:
+    """Whether an instance address is a data source's (`module.app.data.aws_ami.base`)."""
+    parts = address.split(".")
+    while len(parts) > 2 and parts[0] == "module":
+        parts = parts[2:]
+    return parts[0] == "data"
 
 
 def _is_name(segment: object) -> bool:

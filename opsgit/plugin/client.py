@@ -9,6 +9,7 @@ validate, plan, apply, read, import and data-source reads, concurrently from the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import subprocess
 import threading
 from collections.abc import Mapping
@@ -50,6 +51,7 @@ class ProviderClient:
         self.messages, services = tfplugin5()
         self.stub = services.ProviderStub(process.channel)
         self._cache = cache_path(cache, binary_hash) if cache is not None and binary_hash else None
+        self._binary_hash = binary_hash
         self._schema: ProviderSchema | None = None
         self._lock = threading.Lock()
 
@@ -83,9 +85,21 @@ class ProviderClient:
             value = self._dynamic(block.complete(dict(config)), block)
         except cty.CtyError as error:
             raise DiagnosticError(f"provider {self.name}: {error}", error.path) from None
-        prepared = self._call("PrepareProviderConfig", self.messages.PrepareProviderConfig.Request(config=value),
-                              "checking its configuration")
-        self._diagnostics(prepared.diagnostics, "configuration", who=f"provider {self.name}")
+        # Validating a configuration is a function of the binary and the configuration, and it can
+        # be slow (the aws provider takes 4.7 s over an `endpoints` block): a configuration this
+        # binary accepted before is not checked again. Configure still sees every value.
+        validated = None
+        if self._cache is not None:
+            key = hashlib.sha256(self._binary_hash.encode() + b"\0" + value.msgpack).hexdigest()
+            validated = self._cache.parent.parent / "validated" / key
+        if validated is None or not validated.exists():
+            prepared = self._call("PrepareProviderConfig", self.messages.PrepareProviderConfig.Request(config=value),
+                                  "checking its configuration")
+            self._diagnostics(prepared.diagnostics, "configuration", who=f"provider {self.name}")
+            if validated is not None:
+                with contextlib.suppress(OSError):
+                    validated.parent.mkdir(parents=True, exist_ok=True)
+                    validated.touch()
         configured = self._call("Configure", self.messages.Configure.Request(
             terraform_version=TERRAFORM_VERSION, config=value, client_capabilities=self._capabilities()),
             "configuring it")

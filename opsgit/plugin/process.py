@@ -64,6 +64,7 @@ class PluginProcess:
         except OSError as error:
             raise PluginError(f"provider {name}: cannot start {binary}: {error.strerror}") from None
         _RUNNING.add(self)
+        _stop_on_sigterm()
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._drain_stdout, args=(lines,), daemon=True).start()
         threading.Thread(target=self._drain_stderr, daemon=True).start()
@@ -179,6 +180,18 @@ def _empty() -> Any:
     from google.protobuf import empty_pb2
 
     return empty_pb2.Empty()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends opsgit through its exit path, so the providers it started (each in a
+    session of its own, away from the terminal's Ctrl-C) are shut down with it, not orphaned."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 @atexit.register

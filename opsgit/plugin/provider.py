@@ -53,6 +53,7 @@ class PluginProvider:
         self._client: ProviderClient | None = None
         self._lock = threading.Lock()
         self.resource_types = _Types(self)
+        self.data_sources = _DataSources(self)
 
     @property
     def client(self) -> ProviderClient:
@@ -111,6 +112,59 @@ class _Types(Mapping[str, "ResourceType | PlanningType"]):
                                                type_name in self.provider.client.schema.response.resource_schemas)
 
 
+class _DataSources(Mapping[str, "PluginDataSource"]):
+    def __init__(self, provider: PluginProvider) -> None:
+        self.provider = provider
+        self._made: dict[str, PluginDataSource] = {}
+
+    def __getitem__(self, type_name: str) -> PluginDataSource:
+        if type_name not in self._made:
+            if type_name not in self.provider.client.schema.response.data_source_schemas:
+                raise KeyError(type_name)
+            self._made[type_name] = PluginDataSource(self.provider, type_name)
+        return self._made[type_name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.provider.client.schema.data_source_types)
+
+    def __len__(self) -> int:
+        return len(self.provider.client.schema.data_source_types)
+
+    def __contains__(self, type_name: object) -> bool:
+        return isinstance(type_name, str) and type_name in self.provider.client.schema.response.data_source_schemas
+
+
+class PluginDataSource:
+    """One data source of a plugin: ValidateDataSourceConfig, then ReadDataSource."""
+
+    def __init__(self, provider: PluginProvider, type_name: str) -> None:
+        self.provider = provider
+        self.type_name = type_name
+        self.block = provider.client.schema.data_source(type_name).block
+        self.schema = _schema_of(self.block)
+
+    def read_data(self, address: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        wanted = self.block.complete(dict(config))
+        try:
+            cty.encode(wanted, self.block.implied_type)
+        except cty.CtyError as error:
+            raise DiagnosticError(f"{address}: {error}", error.path) from None
+        state = self.provider.client.read_data(self.type_name, self.block, wanted, address)
+        if state is None:
+            raise ProviderError(f"{address}: provider {self.provider.name} read nothing")
+        values: dict[str, Any] = _storable(state)
+        return values
+
+
+def _schema_of(block: Block) -> Schema:
+    """The engine's view of a block: each attribute's flags, each nested block as a field."""
+    # `computed` here means set by the provider alone (not optional as well)
+    fields = {name: Field(required=a.required, computed=a.computed and not a.optional, sensitive=a.sensitive)
+              for name, a in block.attributes.items()}
+    fields.update({name: Field(required=nested.min_items > 0) for name, nested in block.blocks.items()})
+    return Schema(fields=fields)
+
+
 class PluginResourceType:
     """One managed resource type of a plugin (the engine's `PlanningType`)."""
 
@@ -119,10 +173,7 @@ class PluginResourceType:
         self.type_name = type_name
         self.definition: TypeSchema = provider.client.schema.resource(type_name)
         self.block = self.definition.block
-        fields = {name: Field(required=a.required, computed=a.computed, sensitive=a.sensitive)
-                  for name, a in self.block.attributes.items()}
-        fields.update({name: Field(required=nested.min_items > 0) for name, nested in self.block.blocks.items()})
-        self.schema = Schema(fields=fields)
+        self.schema = _schema_of(self.block)
 
     @property
     def client(self) -> ProviderClient:

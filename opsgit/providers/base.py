@@ -110,7 +110,18 @@ class PlanningType(Protocol):
     def import_object(self, address: str, resource_id: str) -> Stored: ...
 
 
+class DataType(Protocol):
+    """A data source: `read_data` returns its attributes for a wholly known configuration."""
+
+    schema: Schema
+
+    def read_data(self, address: str, config: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
 class Provider(Protocol):
+    """`resource_types`; providers that have data sources also have `data_sources`
+    (Mapping[str, DataType])."""
+
     name: str
 
     @property

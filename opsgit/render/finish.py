@@ -57,7 +57,8 @@ def finish_one(build: Build, address: str, resource: Resource) -> Resource:
     return Resource(
         address=address, module=resource.module, type=resource.type, name=resource.name,
         index=resource.index, provider=resource.provider, attributes=attributes,
-        dependencies=tuple(sorted(dependencies)), lifecycle=resource.lifecycle, source=resource.source)
+        dependencies=tuple(sorted(dependencies)), lifecycle=resource.lifecycle, source=resource.source,
+        mode=resource.mode)
 
 
 def targets(build: Build, resource: Resource, expression: str) -> list[str]:

@@ -52,7 +52,7 @@ from opsgit.secrets import register as register_secret
 BODY_KEYS = ("resources", "modules", "outputs")
 META_KEYS = ("count", "for_each", "depends_on", "lifecycle", "provider")
 BUILTIN_PROVIDERS = ("local", "null", "time")
-RESOURCE_KEY = re.compile(r"^([a-z][a-z0-9]*_[a-z0-9_]+)\.([A-Za-z_][\w-]*)$")
+RESOURCE_KEY = re.compile(r"^(?:data\.)?([a-z][a-z0-9]*_[a-z0-9_]+)\.([A-Za-z_][\w-]*)$")
 WHOLE_EXPRESSION = re.compile(r"^\{\{(.*)\}\}$", re.DOTALL)
 MAX_MODULE_DEPTH = 16
 
@@ -271,9 +271,10 @@ class GraphRenderer:
         where = f"{module.file}:{line}" if line else module.file
         match = RESOURCE_KEY.match(key)
         if not match:
-            raise RenderError(f"resource key {key!r} must be TYPE.NAME, such as aws_instance.web",
-                              file=module.file, line=line)
+            raise RenderError(f"resource key {key!r} must be TYPE.NAME, such as aws_instance.web, or "
+                              "data.TYPE.NAME for a data source", file=module.file, line=line)
         rtype, name = match.groups()
+        mode = "data" if key.startswith("data.") else "managed"
         if not isinstance(spec, dict):
             raise RenderError(f"resource {key} must be a mapping of attributes", file=module.file, line=line)
         attributes = {k: v for k, v in spec.items() if k not in META_KEYS}
@@ -302,7 +303,7 @@ class GraphRenderer:
                                           "depends_on")]
             build.resources[address] = Resource(
                 address=address, module=prefix, type=rtype, name=name, index=index, provider=provider,
-                attributes=expanded, dependencies=tuple(depends_on), lifecycle=lifecycle, source=where)
+                attributes=expanded, dependencies=tuple(depends_on), lifecycle=lifecycle, source=where, mode=mode)
             block.instances.append(address)
             build.origins[address] = module.origin
             build.module_resources[prefix].append(address)

@@ -105,6 +105,7 @@ def test_the_aws_provider_applies_replans_clean_and_plans_back_a_change_made_out
     assert '"renamed-by-hand"} -> {"Name": "plugin-test"}' in drift.stdout and "1 to change" in drift.stdout
 
 
+@pytest.mark.slow
 def test_import_adopts_a_vpc_made_outside_opsgit(tmp_path: Path, moto: MotoProcess) -> None:
     client = ec2(moto)
     vpc_id = client.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]  # type: ignore[attr-defined]
@@ -115,3 +116,53 @@ def test_import_adopts_a_vpc_made_outside_opsgit(tmp_path: Path, moto: MotoProce
     assert imported.returncode == 0, imported.stdout + imported.stderr
     plan = run_opsgit("plan", "--env", "dev", "--detailed-exitcode", cwd=root, timeout=300)
     assert plan.returncode == 0 and "No changes." in plan.stdout, plan.stdout + plan.stderr
+
+
+@pytest.mark.slow
+def test_native_types_beside_the_plugins(tmp_path: Path, moto: MotoProcess) -> None:
+    """`native: [aws_security_group]`: that type through opsgit's own code (its batched refresh),
+    the VPC through the plugin, in one plan."""
+    module = ("resources:\n  aws_vpc.main:\n    cidr_block: 10.60.0.0/16\n"
+              "  aws_security_group.web:\n    name: native-web\n    description: native\n"
+              "    vpc_id: ${aws_vpc.main.id}\n")
+    root = repo(tmp_path, moto, module)
+    env = root / "environments/dev/env.yaml"
+    env.write_text(env.read_text().replace("    region: us-east-1\n", "    region: us-east-1\n"
+                                           "    native: [aws_security_group]\n", 1))
+    applied = run_opsgit("apply", "--env", "dev", "--auto-approve", cwd=root, timeout=300,
+                         extra={"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test",
+                                "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"})
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    state = {r["address"]: r for r in __import__("json").loads((root / ".opsgit/state/dev.json").read_text())
+             ["resources"]}
+    assert "schema_version" in state["module.vpc.aws_vpc.main"]          # the plugin's
+    assert "schema_version" not in state["module.vpc.aws_security_group.web"]  # opsgit's own
+    groups = ec2(moto).describe_security_groups(GroupNames=["native-web"])["SecurityGroups"]  # type: ignore[attr-defined]
+    assert groups[0]["VpcId"] == state["module.vpc.aws_vpc.main"]["id"]
+
+
+@pytest.mark.slow
+def test_the_examples_cloud_environment_applies_with_the_provider(tmp_path: Path, moto: MotoProcess) -> None:
+    """environments/cloud as `make demo-cloud` runs it: a VPC, public subnets, an internet
+    gateway and routes, an application load balancer in front of binstore's autoscaling group,
+    an IAM instance profile; then a clean second plan. Read back with boto3."""
+    from tests.conftest import copy_example
+
+    root = copy_example(tmp_path / "ops")
+    env = root / "environments/cloud/env.yaml"
+    env.write_text(env.read_text().replace("http://127.0.0.1:5000", moto.url))
+    extra = {"TF_PLUGIN_CACHE_DIR": str(MIRROR)}
+    applied = run_opsgit("apply", "--env", "cloud", "--auto-approve", cwd=root, timeout=600, extra=extra)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Apply complete! Resources: 15 added, 0 changed, 0 destroyed." in applied.stdout
+    elb = boto3.client("elbv2", endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id="test",
+                       aws_secret_access_key="test")
+    [balancer] = elb.describe_load_balancers(Names=["binstore-cloud"])["LoadBalancers"]
+    assert f'binstore_address = "{balancer["DNSName"]}"' in applied.stdout
+    autoscaling = boto3.client("autoscaling", endpoint_url=moto.url, region_name="us-east-1",
+                               aws_access_key_id="test", aws_secret_access_key="test")
+    [group] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["binstore-cloud"])["AutoScalingGroups"]
+    [target_group] = elb.describe_target_groups(Names=["binstore-cloud"])["TargetGroups"]
+    assert group["TargetGroupARNs"] == [target_group["TargetGroupArn"]]
+    again = run_opsgit("plan", "--env", "cloud", "--detailed-exitcode", cwd=root, timeout=300, extra=extra)
+    assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr

@@ -102,3 +102,40 @@ def test_a_config_attribute_the_schema_lacks_and_a_wrong_type(plugin_repo: Path)
     wrong = run_opsgit("plan", "--env", "dev", cwd=plugin_repo)
     assert wrong.returncode == 1 and "size: a number is required" in wrong.stderr, wrong.stderr
     assert "Traceback" not in unknown.stderr + wrong.stderr
+
+
+def test_a_data_source_is_read_at_plan_time_and_referenced_like_a_resource(plugin_repo: Path) -> None:
+    assert run_opsgit("apply", "--env", "dev", "--auto-approve", cwd=plugin_repo).returncode == 0
+    web = next(t for t in cloud(plugin_repo).values() if t["name"] == "web")
+    module = plugin_repo / "modules/app/module.yaml"
+    module.write_text(module.read_text().replace("resources:\n", "resources:\n"
+                                                 "  data.testing_lookup.existing:\n    name: web\n"
+                                                 "  testing_thing.copy:\n"
+                                                 "    name: copy-of-${data.testing_lookup.existing.id}\n"
+                                                 "    size: ${data.testing_lookup.existing.size}\n", 1))
+    plan = run_opsgit("plan", "--env", "dev", cwd=plugin_repo)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    # Read while planning: the values are in the plan, not (known after apply).
+    assert f'+ name   = "copy-of-{web["id"]}"' in plan.stdout and "+ size   = 2" in plan.stdout, plan.stdout
+    assert "Plan: 1 to add, 0 to change, 0 to destroy." in plan.stdout and "will be read" not in plan.stdout
+    assert run_opsgit("apply", "--env", "dev", "--auto-approve", cwd=plugin_repo).returncode == 0
+    assert f"copy-of-{web['id']}" in [t["name"] for t in cloud(plugin_repo).values()]
+    again = run_opsgit("plan", "--env", "dev", "--detailed-exitcode", cwd=plugin_repo)
+    assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
+
+
+def test_a_data_source_whose_config_is_unknown_is_read_during_apply(plugin_repo: Path) -> None:
+    module = plugin_repo / "modules/app/module.yaml"
+    module.write_text(module.read_text().replace("outputs:", "  data.testing_lookup.web:\n"
+                                                 "    name: ${testing_thing.web.name}\n"
+                                                 "outputs:\n  web_size: ${data.testing_lookup.web.size}\n"
+                                                 "  # was:", 1))
+    plan = run_opsgit("plan", "--env", "dev", cwd=plugin_repo)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "<= data \"testing_lookup\" \"web\"" in plan.stdout and "will be read during apply" in plan.stdout
+    applied = run_opsgit("apply", "--env", "dev", "--auto-approve", cwd=plugin_repo)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "module.app.data.testing_lookup.web: Reading..." in applied.stdout, applied.stdout
+    shown = run_opsgit("state", "show", "--env", "dev", "module.app.data.testing_lookup.web", cwd=plugin_repo)
+    web = next(t for t in cloud(plugin_repo).values() if t["name"] == "web")
+    assert shown.returncode == 0 and "size" in shown.stdout and str(web["id"]) in shown.stdout, shown.stdout

@@ -115,6 +115,7 @@ class Provider(services.ProviderServicer):  # type: ignore[misc,name-defined]
         config = value(request.config, PROVIDER_BLOCK)
         self.store.path = Path(config["store"])
         self.store.fail = config.get("fail") or ""
+        self.store.path.with_suffix(".pid").write_text(str(os.getpid()))  # for the tests: who to look for
         return pb.Configure.Response()
 
     def ValidateResourceTypeConfig(self, request: Any, context: Any) -> Any:
