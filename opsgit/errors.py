@@ -12,6 +12,7 @@
           │    ├── PluginError       a provider plugin would not start, answer or stay up (opsgit.plugin.process)
           │    ├── DiagnosticError   a provider plugin reported errors, with the attribute path (opsgit.plugin.client)
           │    └── PartialCreate     a plugin's create failed once the object existed; kept (opsgit.plugin.provider)
+          ├── RegistryError     a provider registry unreachable, or a package off its checksums (opsgit.plugin.install)
           ├── StalePlan         a saved plan no longer matches state or configuration (opsgit.engine.apply)
           ├── StateConflict     a conditional state write was refused (opsgit.engine.backends.s3)
           ├── Locked            the run lock is held by someone else (opsgit.locks)

@@ -66,7 +66,8 @@ def test_types_named_native_are_served_by_opsgits_own_code(tmp_path: Path, plugi
     assert result.returncode == 1 and "unknown provider 'testing'" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_the_provider_process_ends_with_opsgit(plugin_repo: Path, signum: int) -> None:
     module = plugin_repo / "modules/app/module.yaml"
     module.write_text(module.read_text().replace("resources:\n", "resources:\n  time_sleep.wait:\n"

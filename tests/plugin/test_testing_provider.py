@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_opsgit
 
 
@@ -124,6 +126,7 @@ def test_a_data_source_is_read_at_plan_time_and_referenced_like_a_resource(plugi
     assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
 
 
+@pytest.mark.slow
 def test_a_data_source_whose_config_is_unknown_is_read_during_apply(plugin_repo: Path) -> None:
     module = plugin_repo / "modules/app/module.yaml"
     module.write_text(module.read_text().replace("outputs:", "  data.testing_lookup.web:\n"
