@@ -56,6 +56,9 @@ def state_show(env: str, address: str) -> int:
     data = refs.is_data(address)
     kinds = (getattr(provider, "data_sources", None) or {}) if data else provider.resource_types
     sensitive = kinds[resource.type].schema.sensitive if resource.type in kinds else frozenset()
+    register = getattr(kinds[resource.type], "register_sensitive", None) if resource.type in kinds else None
+    if register is not None:
+        register(resource.attributes)  # a plugin's nested sensitive values, masked by value
     output.say(f"# {address}:\n{'data' if data else 'resource'} \"{resource.type}\" "
                f"\"{address.rsplit('.', 1)[-1].split('[')[0]}\" {{")
     width = max((len(k) for k in resource.attributes), default=0)

@@ -189,6 +189,7 @@ class PluginResourceType:
                 return PlannedChange(NOOP, None)
             return PlannedChange(DELETE, None)
         wanted = self._config(address, config, prior_value, ignore_changes)
+        _mask(self.block, wanted, prior_value)
         self.client.validate(self.type_name, self.block, wanted, address)
         proposed = proposed_new(self.block, prior_value, wanted)
         planned = self.client.plan(self.type_name, self.block, prior_value, proposed, wanted, self._private(prior),
@@ -266,6 +267,10 @@ class PluginResourceType:
 
     # -- values ----------------------------------------------------------------------------------
 
+    def register_sensitive(self, attributes: Mapping[str, Any]) -> None:
+        """Mask, from now on, the values this type's schema marks sensitive in `attributes`."""
+        _mask(self.block, attributes)
+
     def _config(self, address: str, config: Mapping[str, Any], prior: Any, ignore_changes: Any) -> Any:
         wanted = self.block.complete(dict(config))
         if prior is not None and ignore_changes:
@@ -282,6 +287,7 @@ class PluginResourceType:
     def _prior(self, prior: Stored | None) -> Any:
         if prior is None:
             return None
+        _mask(self.block, prior.attributes)
         if prior.schema_version is not None and prior.schema_version != self.definition.version:
             raw = json.dumps(cty.to_json_value(self.block.complete(dict(prior.attributes)), self.block.implied_type))
             return self.client.upgrade(self.type_name, self.block, prior.schema_version, raw.encode(),
@@ -293,6 +299,7 @@ class PluginResourceType:
         return base64.b64decode(prior.private) if prior is not None and prior.private else b""
 
     def _stored(self, state: Any, private: bytes) -> Stored:
+        _mask(self.block, state)
         attributes = _storable(state)
         return Stored(id=str(attributes.get("id") or ""), attributes=attributes,
                       private=base64.b64encode(private).decode() if private else "",
@@ -305,6 +312,31 @@ class PartialCreate(ProviderError):
     def __init__(self, message: str, stored: Stored) -> None:
         super().__init__(message)
         self.stored = stored
+
+
+def sensitive_values(block: Block, value: Any) -> list[Any]:
+    """The values of attributes the schema marks sensitive, nested blocks included: registered
+    for masking by value, so a nested secret is hidden wherever it travels (plans mask the
+    top-level ones by name)."""
+    if not isinstance(value, dict):
+        return []
+    found = [value[name] for name, a in block.attributes.items()
+             if a.sensitive and value.get(name) is not None and not isinstance(value.get(name), Unknown)]
+    for name, nested in block.blocks.items():
+        items = value.get(name)
+        children = items.values() if isinstance(items, dict) and nested.nesting == MAP else \
+            items if isinstance(items, list) else [items]
+        for child in children:
+            found += sensitive_values(nested.block, child)
+    return found
+
+
+def _mask(block: Block, *values: Any) -> None:
+    from opsgit.secrets import register
+
+    for value in values:
+        for secret in sensitive_values(block, value):
+            register(secret)
 
 
 def proposed_new(block: Block, prior: Any, config: Any) -> Any:

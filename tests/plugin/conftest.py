@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -19,7 +20,10 @@ def install_testing_provider(mirror: Path, version: str = VERSION) -> Path:
     package = mirror / "registry.terraform.io" / "opsgit" / "testing" / version / platform_dir()
     package.mkdir(parents=True, exist_ok=True)
     binary = package / f"terraform-provider-testing_v{version}_x5"
-    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {PROVIDER_SCRIPT} \"$@\"\n")
+    # The provider's source hash is part of the "binary", as its code is part of a real one: the
+    # schema cache is keyed by the package's hash.
+    source = hashlib.sha256(PROVIDER_SCRIPT.read_bytes()).hexdigest()
+    binary.write_text(f"#!/bin/sh\n# testing provider {source}\nexec {sys.executable} {PROVIDER_SCRIPT} \"$@\"\n")
     binary.chmod(0o755)
     return binary
 

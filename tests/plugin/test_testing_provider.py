@@ -31,7 +31,8 @@ def test_plan_apply_and_a_second_plan_with_no_changes(plugin_repo: Path) -> None
     things = cloud(plugin_repo)
     web = next(t for t in things.values() if t["name"] == "web")
     worker = next(t for t in things.values() if t["name"] != "web")
-    assert web["rule"] == [{"port": 80}, {"port": 443}] and web["tags"] == {"role": "web"} and web["serial"] == 1
+    assert web["rule"] == [{"port": 80, "token": None}, {"port": 443, "token": None}]
+    assert web["tags"] == {"role": "web"} and web["serial"] == 1
     assert worker["name"] == f"worker-of-{web['id']}" and worker["size"] == 1  # references resolved at apply
     again = run_opsgit("plan", "--env", "dev", "--detailed-exitcode", cwd=plugin_repo)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -91,6 +92,20 @@ def test_provider_errors_name_the_module_line_and_the_attribute(plugin_repo: Pat
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()[-1:]
     assert line.startswith("error: modules/app/module.yaml:2:") and "name: invalid name 'web server!'" in line, line
+
+
+def test_a_sensitive_attribute_inside_a_block_is_masked_everywhere(plugin_repo: Path) -> None:
+    module = plugin_repo / "modules/app/module.yaml"
+    module.write_text(module.read_text().replace("{port: 443}", "{port: 443, token: nested-t0ken-9f8e7d}"))
+    outputs = [run_opsgit(*args, cwd=plugin_repo) for args in (
+        ["plan", "--env", "dev"], ["plan", "--env", "dev", "--json"], ["apply", "--env", "dev", "--auto-approve"],
+        ["state", "show", "--env", "dev", "module.app.testing_thing.web"], ["history", "--env", "dev", "--json"])]
+    assert outputs[2].returncode == 0, outputs[2].stdout + outputs[2].stderr
+    assert any(t.get("rule") == [{"port": 80, "token": None}, {"port": 443, "token": "nested-t0ken-9f8e7d"}]
+               for t in cloud(plugin_repo).values())  # the provider got it
+    for result in outputs:
+        assert "nested-t0ken-9f8e7d" not in result.stdout + result.stderr
+    assert "(sensitive value)" in outputs[0].stdout
 
 
 def test_a_config_attribute_the_schema_lacks_and_a_wrong_type(plugin_repo: Path) -> None:

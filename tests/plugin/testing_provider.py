@@ -52,7 +52,8 @@ THING = pb.Schema(version=1, block=pb.Schema.Block(
                 attribute("secret", "string", optional=True, sensitive=True),
                 attribute("tags", ["map", "string"], optional=True)],
     block_types=[pb.Schema.NestedBlock(type_name="rule", nesting=pb.Schema.NestedBlock.LIST, block=pb.Schema.Block(
-        attributes=[attribute("port", "number", required=True)]))]))
+        attributes=[attribute("port", "number", required=True),
+                    attribute("token", "string", optional=True, sensitive=True)]))]))
 LOOKUP = pb.Schema(version=0, block=pb.Schema.Block(attributes=[
     attribute("name", "string", required=True), attribute("id", "string", computed=True),
     attribute("size", "number", computed=True)]))
