@@ -87,13 +87,10 @@ def encodings(text: str) -> set[str]:
         forms |= {encoded, encoded.rstrip("=")}
         # Inside a larger blob (user_data, a config file) the secret starts at any byte offset:
         # its bytes from the next 3-byte boundary on encode the same whatever surrounds them.
-        for skip in (1, 2):
+        for skip in (0, 1, 2):
             aligned = raw[skip:len(raw) - (len(raw) - skip) % 3]
             if len(aligned) >= 6:
                 forms.add(encode(aligned).decode("ascii"))
-        aligned = raw[:len(raw) - len(raw) % 3]
-        if len(aligned) >= 6:
-            forms.add(encode(aligned).decode("ascii"))
     return forms
 
 

@@ -106,7 +106,8 @@ class Workspace:
     def provider(self, name: str) -> Provider:
         """One provider, configured as the environment says (loaded once)."""
         if name not in self._providers:
-            self._providers[name] = load_provider(name, self.provider_settings().get(name, {}), self.root)
+            with self._settings_of("providers"):
+                self._providers[name] = load_provider(name, self.provider_settings().get(name, {}), self.root)
         return self._providers[name]
 
     def providers(self, state: State) -> Mapping[str, Provider]:

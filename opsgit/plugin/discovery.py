@@ -85,7 +85,7 @@ def search_dirs(root: Path, plugin_dirs: tuple[Path, ...] = ()) -> list[Path]:
     return [d.expanduser() for d in dirs]
 
 
-def _version_key(version: str) -> tuple[int, ...]:
+def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else -1 for p in re.split(r"[.+-]", version))
 
 
@@ -119,7 +119,7 @@ def find(address: Address, version: str | None, root: Path, plugin_dirs: tuple[P
         raise UserError(f"provider {wanted} for {platform_dir()} is not installed",
                         hint=f"looked in {', '.join(str(d) for d in looked[:4])} and {len(looked) - 4} more; "
                              "run `opsgit providers install`, or put a filesystem mirror in [tool.opsgit] plugin_dirs")
-    return max(candidates, key=lambda c: _version_key(c.version))
+    return max(candidates, key=lambda c: version_key(c.version))
 
 
 def package_hash(package: Path) -> str:

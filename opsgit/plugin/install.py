@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from opsgit.errors import UserError
-from opsgit.plugin.discovery import Address, platform_dir
+from opsgit.plugin.discovery import Address, platform_dir, version_key
 
 TIMEOUT = float(os.environ.get("TF_REGISTRY_CLIENT_TIMEOUT", "10"))
 
@@ -92,9 +92,7 @@ def install(address: Address, version: str | None, destination: Path) -> tuple[s
     available = [v.get("version") for v in listed if isinstance(v, dict)
                  and {"os": platform_os, "arch": platform_arch} in (v.get("platforms") or [])]
     if version is None:
-        from opsgit.plugin.discovery import _version_key
-
-        candidates = sorted((v for v in available if isinstance(v, str)), key=_version_key)
+        candidates = sorted((v for v in available if isinstance(v, str)), key=version_key)
         if not candidates:
             raise RegistryError(f"{address} has no version for {platform_dir()}")
         version = candidates[-1]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from opsgit.engine.resolve import UNKNOWN, Unknown
-from opsgit.errors import UserError
+from opsgit.errors import ConfigError
 from opsgit.plugin import cty, discovery
 from opsgit.plugin.client import DiagnosticError, ProviderClient
 from opsgit.plugin.process import PluginProcess
@@ -41,12 +41,16 @@ class PluginProvider:
         self.name = name
         self.root = root
         self.address = discovery.parse_source(str(config["source"]))
-        self.version = str(config["version"]) if config.get("version") is not None else None
+        version = config.get("version")
+        if version is not None and not isinstance(version, str | int | float):
+            raise ConfigError(f"provider {name}: version must be one version, such as 5.100.0",
+                              hint='version: "5.100.0"')
+        self.version = str(version) if version is not None else None
         self.settings = {k: v for k, v in config.items() if k not in OWN_KEYS}
         native = config.get("native") or []
         if not isinstance(native, list) or not all(isinstance(t, str) for t in native):
-            raise UserError(f"provider {name}: native must be a list of resource types",
-                            hint="native: [aws_security_group, aws_instance]")
+            raise ConfigError(f"provider {name}: native must be a list of resource types",
+                              hint="native: [aws_security_group, aws_instance]")
         self._native_types = tuple(native)
         self._native: Any = None
         self._plugin_dirs = load_settings(root).plugin_dirs

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_opsgit
 from tests.plugin.conftest import VERSION, install_testing_provider
 
@@ -97,3 +99,14 @@ def test_a_second_version_is_chosen_by_env_yaml(plugin_repo: Path) -> None:
     install_testing_provider(plugin_repo.parent / "mirror", "0.2.0")
     result = run_opsgit("plan", "--env", "dev", cwd=plugin_repo)
     assert result.returncode == 0 and "opsgit/testing 0.1.0" in result.stderr
+
+
+@pytest.mark.parametrize(("setting", "says"), [("native: 5", "native must be a list of resource types"),
+                                               ("version: [1]", "version must be one version")])
+def test_a_bad_plugin_setting_names_env_yaml(plugin_repo: Path, setting: str, says: str) -> None:
+    env = plugin_repo / "environments/dev/env.yaml"
+    env.write_text(env.read_text().replace(f"    version: {VERSION}\n", f"    {setting}\n"))
+    result = run_opsgit("plan", "--env", "dev", cwd=plugin_repo)
+    assert result.returncode == 1
+    line = one_error_line(result.stderr)
+    assert line.startswith("error: environments/dev/env.yaml:1: provider testing: ") and says in line, line

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_opsgit
-from tests.plugin.test_aws_provider import FOUND, MIRROR, VERSION, moto  # noqa: F401 (the fixture)
+from tests.plugin.test_aws_provider import FOUND, MIRROR, VERSION, moto, repo  # noqa: F401 (the fixture)
 
 TERRAFORM = shutil.which("terraform")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(FOUND is None or TERRAFORM is None,
@@ -66,24 +66,6 @@ MODULE = """resources:
     description: parity
     vpc_id: ${aws_vpc.main.id}
 """
-ENV = """providers:
-  aws:
-    source: hashicorp/aws
-    version: {version}
-    region: us-east-1
-    access_key: test
-    secret_key: test
-    skip_credentials_validation: true
-    skip_requesting_account_id: true
-    skip_metadata_api_check: "true"
-    endpoints:
-      - {{ec2: "{url}", sts: "{url}"}}
-modules:
-  net:
-    source: net
-"""
-
-
 def planned(changes: list[dict[str, object]], strip: str = "") -> dict[str, dict[str, object]]:
     return {str(c["address"]).removeprefix(strip): c["change"] for c in changes}  # type: ignore[misc]
 
@@ -99,15 +81,9 @@ def test_opsgit_plans_the_values_terraform_plans(tmp_path: Path, moto) -> None: 
         subprocess.run([str(TERRAFORM), *command, "-no-color"], cwd=tf, env=env, check=True, capture_output=True)
     shown = json.loads(subprocess.run([str(TERRAFORM), "show", "-json", "tf.plan"], cwd=tf, env=env, check=True,
                                       capture_output=True, text=True).stdout)
-    ops = tmp_path / "ops"
-    (ops / "environments/dev").mkdir(parents=True)
-    (ops / "modules/net").mkdir(parents=True)
-    (ops / "pyproject.toml").write_text(f'[tool.opsgit]\nplugin_dirs = ["{MIRROR}"]\n')
-    (ops / "environments/dev/env.yaml").write_text(ENV.format(version=VERSION, url=moto.url))
-    (ops / "modules/net/module.yaml").write_text(MODULE)
-    result = run_opsgit("plan", "--env", "dev", "--json", cwd=ops, timeout=300)
+    result = run_opsgit("plan", "--env", "dev", "--json", cwd=repo(tmp_path, moto, MODULE), timeout=300)
     assert result.returncode == 0, result.stderr
-    ours = planned(json.loads(result.stdout)["resource_changes"], "module.net.")
+    ours = planned(json.loads(result.stdout)["resource_changes"], "module.vpc.")
     theirs = planned(shown["resource_changes"])
     assert sorted(ours) == sorted(theirs) == ["aws_security_group.web", "aws_subnet.a", "aws_vpc.main"]
     for address, change in theirs.items():
