@@ -21,7 +21,7 @@ from opsgit import output
 from opsgit.plugin import cty
 from opsgit.plugin.process import PluginError, PluginProcess
 from opsgit.plugin.schema import Block, ProviderSchema, cache_path
-from opsgit.plugin.stubs import tfplugin5
+from opsgit.plugin.stubs import tfplugin
 from opsgit.providers.base import ProviderError
 
 TERRAFORM_VERSION = "1.11.4"  # the Terraform a provider is told it serves (some check it)
@@ -37,6 +37,26 @@ class DiagnosticError(ProviderError):
 
 
 @dataclass(frozen=True)
+class Dialect:
+    """The names one protocol version gives the calls that differ between 5 and 6 (each call's
+    messages are named as the call is, but for the schema's)."""
+
+    schema: str
+    validate_provider: str
+    validate_resource: str
+    validate_data: str
+    configure: str
+
+
+DIALECTS = {
+    5: Dialect("GetSchema", "PrepareProviderConfig", "ValidateResourceTypeConfig", "ValidateDataSourceConfig",
+               "Configure"),
+    6: Dialect("GetProviderSchema", "ValidateProviderConfig", "ValidateResourceConfig", "ValidateDataResourceConfig",
+               "ConfigureProvider"),
+}
+
+
+@dataclass(frozen=True)
 class Planned:
     state: Any
     requires_replace: tuple[tuple[str | int, ...], ...]
@@ -48,9 +68,10 @@ class ProviderClient:
     def __init__(self, name: str, process: PluginProcess, cache: Path | None = None, binary_hash: str = "") -> None:
         self.name = name
         self.process = process
-        self.messages, services = tfplugin5()
+        self.messages, services = tfplugin(process.protocol)
+        self.dialect = DIALECTS[process.protocol]
         self.stub = services.ProviderStub(process.channel)
-        self._cache = cache_path(cache, binary_hash) if cache is not None and binary_hash else None
+        self._cache = cache_path(cache, binary_hash, process.protocol) if cache is not None and binary_hash else None
         self._binary_hash = binary_hash
         self._schema: ProviderSchema | None = None
         self._lock = threading.Lock()
@@ -70,7 +91,7 @@ class ProviderClient:
             response.ParseFromString(self._cache.read_bytes())
             if response.server_capabilities.get_provider_schema_optional:
                 return ProviderSchema(response)
-        response = self._call("GetSchema", self.messages.GetProviderSchema.Request(), "reading its schema")
+        response = self._call(self.dialect.schema, self.messages.GetProviderSchema.Request(), "reading its schema")
         self._diagnostics(response.diagnostics, "reading its schema")
         if self._cache is not None and response.server_capabilities.get_provider_schema_optional:
             self._cache.parent.mkdir(parents=True, exist_ok=True)
@@ -93,14 +114,16 @@ class ProviderClient:
             key = hashlib.sha256(self._binary_hash.encode() + b"\0" + value.msgpack).hexdigest()
             validated = self._cache.parent.parent / "validated" / key
         if validated is None or not validated.exists():
-            prepared = self._call("PrepareProviderConfig", self.messages.PrepareProviderConfig.Request(config=value),
+            name = self.dialect.validate_provider
+            prepared = self._call(name, getattr(self.messages, name).Request(config=value),
                                   "checking its configuration")
             self._diagnostics(prepared.diagnostics, "configuration", who=f"provider {self.name}")
             if validated is not None:
                 with contextlib.suppress(OSError):
                     validated.parent.mkdir(parents=True, exist_ok=True)
                     validated.touch()
-        configured = self._call("Configure", self.messages.Configure.Request(
+        name = self.dialect.configure
+        configured = self._call(name, getattr(self.messages, name).Request(
             terraform_version=TERRAFORM_VERSION, config=value, client_capabilities=self._capabilities()),
             "configuring it")
         self._diagnostics(configured.diagnostics, "configuration", who=f"provider {self.name}")
@@ -108,7 +131,8 @@ class ProviderClient:
     # -- managed resources --------------------------------------------------------------------
 
     def validate(self, type_name: str, block: Block, config: Any, who: str) -> None:
-        response = self._call("ValidateResourceTypeConfig", self.messages.ValidateResourceTypeConfig.Request(
+        name = self.dialect.validate_resource
+        response = self._call(name, getattr(self.messages, name).Request(
             type_name=type_name, config=self._dynamic(config, block), client_capabilities=self._capabilities()), who)
         self._diagnostics(response.diagnostics, "validate", who=who)
 
@@ -162,8 +186,8 @@ class ProviderClient:
 
     def read_data(self, type_name: str, block: Block, config: Any, who: str) -> Any:
         value = self._dynamic(config, block)
-        validated = self._call("ValidateDataSourceConfig", self.messages.ValidateDataSourceConfig.Request(
-            type_name=type_name, config=value), who)
+        name = self.dialect.validate_data
+        validated = self._call(name, getattr(self.messages, name).Request(type_name=type_name, config=value), who)
         self._diagnostics(validated.diagnostics, "validate", who=who)
         response = self._call("ReadDataSource", self.messages.ReadDataSource.Request(
             type_name=type_name, config=value, provider_meta=self.messages.DynamicValue(msgpack=b"\xc0"),

@@ -3,8 +3,9 @@ drained, and its end (Shutdown, then the process group).
 
 The handshake (hashicorp/go-plugin): the client sets the magic cookie and the protocol versions
 it speaks; the plugin prints one line `CORE|APP|NETWORK|ADDRESS|PROTOCOL|CERT` on stdout once it
-listens. AutoMTLS is not requested: the plugin then listens on an owner-only unix socket, which
-is the isolation (grpcio cannot complete go-plugin's P-521 TLS handshake; see the reference).
+listens. By default AutoMTLS is not requested: the plugin then listens on an owner-only unix
+socket, which is the isolation. With `auto_mtls` opsgit sends a client certificate and carries the
+connection over TLS itself (`mtls`: grpcio cannot complete go-plugin's P-521 handshake).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from opsgit.providers.base import ProviderError
 
 MAGIC_COOKIE_KEY = "TF_PLUGIN_MAGIC_COOKIE"
 MAGIC_COOKIE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
-SUPPORTED_PROTOCOLS = (5,)
+SUPPORTED_PROTOCOLS = (5, 6)
 HANDSHAKE_TIMEOUT = 60.0  # go-plugin's own StartTimeout; a 700 MB binary on a cold disk is slow
 MESSAGE_LIMIT = 256 << 20  # the servers' own cap; the aws provider's schema alone is 4.7 MiB
 # Providers log megabytes of trace JSON unless told not to (their levels are set in their own
@@ -45,16 +46,24 @@ class PluginProcess:
     """One started provider: `channel` is its gRPC connection, `protocol` the version agreed."""
 
     def __init__(self, name: str, binary: Path, environment: Mapping[str, str] | None = None,
-                 timeout: float = HANDSHAKE_TIMEOUT) -> None:
+                 timeout: float = HANDSHAKE_TIMEOUT, auto_mtls: bool = False) -> None:
         self.name = name
         self.binary = binary
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
         self.address = ""
+        self.tls = False  # whether the connection is the plugin's TLS (AutoMTLS)
+        self._relay: Any = None
         env = {**QUIET, **(environment if environment is not None else os.environ),
                MAGIC_COOKIE_KEY: MAGIC_COOKIE,
                "PLUGIN_PROTOCOL_VERSIONS": ",".join(map(str, SUPPORTED_PROTOCOLS)),
                "PLUGIN_MIN_PORT": "10000", "PLUGIN_MAX_PORT": "25000"}
         env.pop("PLUGIN_CLIENT_CERT", None)
+        self._client_certificate: Any = None
+        if auto_mtls:
+            from opsgit.plugin.mtls import client_certificate
+
+            self._client_certificate = client_certificate()
+            env["PLUGIN_CLIENT_CERT"] = self._client_certificate.pem
         try:
             self.process = subprocess.Popen([str(binary)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                             stderr=subprocess.PIPE, env=env, start_new_session=True)
@@ -69,7 +78,9 @@ class PluginProcess:
         threading.Thread(target=self._drain_stdout, args=(lines,), daemon=True).start()
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         try:
-            self.protocol, self.address = self._handshake(lines, timeout)
+            self.protocol, self.address, server_certificate = self._handshake(lines, timeout)
+            if server_certificate:
+                self._carry_over_tls(server_certificate)
             self.channel = self._connect()
         except BaseException:
             self.stop()
@@ -89,7 +100,7 @@ class PluginProcess:
         for raw in self.process.stderr:
             self.stderr_tail.append(raw.decode("utf-8", "replace").rstrip())
 
-    def _handshake(self, lines: queue.Queue[str | None], timeout: float) -> tuple[int, str]:
+    def _handshake(self, lines: queue.Queue[str | None], timeout: float) -> tuple[int, str, str]:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -100,7 +111,10 @@ class PluginProcess:
             if line is None:
                 time.sleep(0.1)  # let stderr's last lines arrive
                 raise PluginError(f"provider {self.name}: {self.binary} exited before its handshake"
-                                  f" (exit {self.process.poll()}){self._said()}")
+                                  f" (exit {self.process.poll()}){self._said()}",
+                                  hint=None if self._client_certificate is not None else
+                                  "if it asks for AutoMTLS (a client certificate), set auto_mtls: true in "
+                                  "its provider settings")
             if line:
                 break
         fields = line.split("|")
@@ -110,23 +124,39 @@ class PluginProcess:
         if not fields[1].isdigit() or int(fields[1]) not in SUPPORTED_PROTOCOLS:
             raise PluginError(f"provider {self.name} speaks plugin protocol {fields[1]}; opsgit speaks "
                               f"{', '.join(map(str, SUPPORTED_PROTOCOLS))}",
-                              hint="use a provider version built for protocol 5 (binaries named ..._x5)")
+                              hint="use a provider version built for protocol 5 or 6 (Terraform 0.15 and later)")
         if fields[4] != "grpc":
             raise PluginError(f"provider {self.name} offers {fields[4]!r}, not grpc",
                               hint="providers for Terraform 0.12 and later speak grpc")
         network, address = fields[2], fields[3]
-        return int(fields[1]), f"unix:{address}" if network == "unix" else address
+        # go-plugin takes the sixth field as a certificate only when it is longer than 50 characters
+        certificate = fields[5] if len(fields) > 5 and len(fields[5]) > 50 else ""
+        if certificate and self._client_certificate is None:
+            raise PluginError(f"provider {self.name} answered with TLS though opsgit sent no client certificate")
+        return int(fields[1]), f"unix:{address}" if network == "unix" else address, certificate
+
+    def _carry_over_tls(self, field: str) -> None:
+        from opsgit.plugin.mtls import TlsRelay, server_certificate_pem
+
+        try:
+            pem = server_certificate_pem(field)
+            self._relay = TlsRelay(self.address, pem, self._client_certificate)
+        except (ValueError, OSError) as error:  # ssl.SSLError is an OSError
+            raise PluginError(f"provider {self.name}: its TLS certificate is unusable: {error}") from None
+        self.tls = True
 
     def _connect(self) -> Any:
         import grpc
 
-        channel = grpc.insecure_channel(self.address, options=[
+        target = self._relay.address if self._relay is not None else self.address
+        channel = grpc.insecure_channel(target, options=[
             ("grpc.max_receive_message_length", MESSAGE_LIMIT), ("grpc.max_send_message_length", MESSAGE_LIMIT)])
         try:
             grpc.channel_ready_future(channel).result(timeout=10)
         except grpc.FutureTimeoutError:
             channel.close()
-            raise PluginError(f"provider {self.name}: no gRPC answer on {self.address}{self._said()}") from None
+            over = "" if self._relay is None else f" over TLS (auto_mtls: {self._relay.last_error or 'no answer'})"
+            raise PluginError(f"provider {self.name}: no gRPC answer on {self.address}{over}{self._said()}") from None
         return channel
 
     def _stream_stdio(self) -> None:
@@ -160,6 +190,8 @@ class PluginProcess:
             with contextlib.suppress(Exception):  # it closes the connection as it goes
                 services.GRPCControllerStub(channel).Shutdown(messages.Empty(), timeout=grace)
             channel.close()
+        if self._relay is not None:
+            self._relay.close()
         try:
             self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:

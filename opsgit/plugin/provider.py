@@ -24,10 +24,10 @@ from opsgit.errors import ConfigError
 from opsgit.plugin import cty, discovery
 from opsgit.plugin.client import DiagnosticError, ProviderClient
 from opsgit.plugin.process import PluginProcess
-from opsgit.plugin.schema import GROUP, LIST, MAP, SET, SINGLE, Block, TypeSchema
+from opsgit.plugin.schema import GROUP, LIST, MAP, SINGLE, Attribute, Block, TypeSchema
 from opsgit.providers.base import Field, PlannedChange, PlanningType, ProviderError, ResourceType, Schema, Stored
 
-OWN_KEYS = ("source", "version", "native")
+OWN_KEYS = ("source", "version", "native", "auto_mtls")
 CREATE, UPDATE, DELETE, NOOP = ("create",), ("update",), ("delete",), ("no-op",)
 REPLACE, REPLACE_CBD = ("delete", "create"), ("create", "delete")
 
@@ -52,6 +52,9 @@ class PluginProvider:
             raise ConfigError(f"provider {name}: native must be a list of resource types",
                               hint="native: [aws_security_group, aws_instance]")
         self._native_types = tuple(native)
+        self.auto_mtls = config.get("auto_mtls", False)
+        if not isinstance(self.auto_mtls, bool):
+            raise ConfigError(f"provider {name}: auto_mtls must be true or false", hint="auto_mtls: true")
         self._native: Any = None
         self._plugin_dirs = load_settings(root).plugin_dirs
         self._client: ProviderClient | None = None
@@ -66,7 +69,7 @@ class PluginProvider:
             if self._client is None:
                 found = discovery.find(self.address, self.version, self.root, self._plugin_dirs)
                 digest = discovery.verify(found, self.root)
-                process = PluginProcess(self.name, found.binary)
+                process = PluginProcess(self.name, found.binary, auto_mtls=self.auto_mtls)
                 client = ProviderClient(self.name, process, discovery.cache_dir(), digest)
                 try:
                     client.configure(self.settings)
@@ -324,15 +327,32 @@ def sensitive_values(block: Block, value: Any) -> list[Any]:
     top-level ones by name)."""
     if not isinstance(value, dict):
         return []
-    found = [value[name] for name, a in block.attributes.items()
-             if a.sensitive and value.get(name) is not None and not isinstance(value.get(name), Unknown)]
+    found = _sensitive_attributes(block.attributes, value)
     for name, nested in block.blocks.items():
-        items = value.get(name)
-        children = items.values() if isinstance(items, dict) and nested.nesting == MAP else \
-            items if isinstance(items, list) else [items]
-        for child in children:
+        for child in _children(nested.nesting, value.get(name)):
             found += sensitive_values(nested.block, child)
     return found
+
+
+def _sensitive_attributes(attributes: Mapping[str, Attribute], value: Mapping[str, Any]) -> list[Any]:
+    found = []
+    for name, a in attributes.items():
+        item = value.get(name)
+        if item is None or isinstance(item, Unknown):
+            continue
+        if a.sensitive:
+            found.append(item)
+        elif a.nested is not None:
+            for child in _children(a.nested.nesting, item):
+                if isinstance(child, dict):
+                    found += _sensitive_attributes(a.nested.attributes, child)
+    return found
+
+
+def _children(nesting: int, items: Any) -> list[Any]:
+    if isinstance(items, dict) and nesting == MAP:
+        return list(items.values())
+    return items if isinstance(items, list) else [items]
 
 
 def _mask(block: Block, *values: Any) -> None:
@@ -345,28 +365,47 @@ def _mask(block: Block, *values: Any) -> None:
 
 def proposed_new(block: Block, prior: Any, config: Any) -> Any:
     """Terraform's ProposedNew: the configuration, with each computed attribute it leaves null
-    taking its prior value; nested blocks merged with their prior counterparts."""
+    taking its prior value; nested blocks and nested attributes merged with their prior
+    counterparts."""
     if config is None:
         return None
     before = prior if isinstance(prior, dict) else {}
-    result: dict[str, Any] = {}
-    for name, attribute in block.attributes.items():
-        value = config.get(name)
-        result[name] = before.get(name) if attribute.computed and value is None else value
+    result = _proposed_attributes(block.attributes, before, config)
     for name, nested in block.blocks.items():
-        value, old = config.get(name), before.get(name)
-        if nested.nesting in (SINGLE, GROUP):
-            result[name] = proposed_new(nested.block, old, value)
-        elif nested.nesting == LIST:
-            olds = old if isinstance(old, list) else []
-            result[name] = [proposed_new(nested.block, olds[i] if i < len(olds) else None, item)
-                            for i, item in enumerate(value or [])]
-        elif nested.nesting == MAP:
-            labelled = old if isinstance(old, dict) else {}
-            result[name] = {k: proposed_new(nested.block, labelled.get(k), v) for k, v in (value or {}).items()}
-        elif nested.nesting == SET:
-            result[name] = [proposed_new(nested.block, None, item) for item in value or []]
+        result[name] = _proposed_nested(nested.nesting, lambda old, new, inner=nested.block: proposed_new(
+            inner, old, new), before.get(name), config.get(name))
     return result
+
+
+def _proposed_attributes(attributes: Mapping[str, Attribute], before: Mapping[str, Any],
+                         config: Mapping[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, attribute in attributes.items():
+        value = config.get(name)
+        if attribute.computed and value is None:
+            result[name] = before.get(name)
+        elif attribute.nested is not None and value is not None:
+            inner = attribute.nested.attributes
+            result[name] = _proposed_nested(attribute.nested.nesting, lambda old, new, inner=inner: None if new is None
+                                            else _proposed_attributes(inner, old if isinstance(old, dict) else {}, new),
+                                            before.get(name), value)
+        else:
+            result[name] = value
+    return result
+
+
+def _proposed_nested(nesting: int, merge: Any, old: Any, value: Any) -> Any:
+    """One nested block or nested attribute's proposed value: each object merged with the prior
+    one at the same place (by index for lists, by key for maps; set elements have no place)."""
+    if nesting in (SINGLE, GROUP):
+        return merge(old, value)
+    if nesting == LIST:
+        olds = old if isinstance(old, list) else []
+        return [merge(olds[i] if i < len(olds) else None, item) for i, item in enumerate(value or [])]
+    if nesting == MAP:
+        labelled = old if isinstance(old, dict) else {}
+        return {k: merge(labelled.get(k), v) for k, v in (value or {}).items()}
+    return [merge(None, item) for item in value or []]
 
 
 def _at(value: Any, path: tuple[str | int, ...]) -> Any:

@@ -29,6 +29,25 @@ class Attribute:
     computed: bool = False
     sensitive: bool = False
     write_only: bool = False
+    nested: NestedObject | None = None  # protocol 6's nested attributes: the object each value is
+
+
+@dataclass(frozen=True)
+class NestedObject:
+    """A protocol 6 attribute whose value is objects of its own attributes, nested as a block is
+    (single, list, set or map) but written as an attribute."""
+
+    nesting: int
+    attributes: dict[str, Attribute]
+
+    @property
+    def object_type(self) -> cty.Type:
+        return ("object", {name: a.type for name, a in self.attributes.items()})
+
+    @property
+    def implied_type(self) -> cty.Type:
+        inner = self.object_type
+        return inner if self.nesting == SINGLE else ({LIST: "list", SET: "set", MAP: "map"}[self.nesting], inner)
 
 
 @dataclass(frozen=True)
@@ -91,11 +110,19 @@ class TypeSchema:
     block: Block
 
 
+def attribute_from(message: Any) -> Attribute:
+    nested = None
+    # protocol 5's Attribute has no nested_type field; protocol 6's has it on nested attributes
+    if "nested_type" in message.DESCRIPTOR.fields_by_name and message.HasField("nested_type"):
+        nested = NestedObject(nesting=message.nested_type.nesting,
+                              attributes={a.name: attribute_from(a) for a in message.nested_type.attributes})
+    return Attribute(name=message.name, type=nested.implied_type if nested else cty.parse_type(message.type),
+                     required=message.required, optional=message.optional, computed=message.computed,
+                     sensitive=message.sensitive, write_only=message.write_only, nested=nested)
+
+
 def block_from(message: Any) -> Block:
-    attributes = {a.name: Attribute(name=a.name, type=cty.parse_type(a.type), required=a.required,
-                                    optional=a.optional, computed=a.computed, sensitive=a.sensitive,
-                                    write_only=a.write_only)
-                  for a in message.attributes}
+    attributes = {a.name: attribute_from(a) for a in message.attributes}
     blocks = {b.type_name: NestedBlock(name=b.type_name, nesting=b.nesting, block=block_from(b.block),
                                        min_items=b.min_items, max_items=b.max_items)
               for b in message.block_types}
@@ -136,5 +163,7 @@ class ProviderSchema:
         return found
 
 
-def cache_path(cache: Path, binary_hash: str) -> Path:
-    return cache / "schemas" / f"{binary_hash.replace(':', '-').replace('/', '_')}.pb"
+def cache_path(cache: Path, binary_hash: str, protocol: int = 5) -> Path:
+    """Where the schema answer of one binary is kept; the protocol is part of the name (the two
+    versions' messages number their fields differently)."""
+    return cache / "schemas" / f"{binary_hash.replace(':', '-').replace('/', '_')}.p{protocol}.pb"

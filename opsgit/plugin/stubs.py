@@ -24,9 +24,9 @@ def _load(name: str) -> tuple[Any, Any]:
     return messages, services
 
 
-def tfplugin5() -> tuple[Any, Any]:
-    """(messages, services) of protocol 5."""
-    return _load("tfplugin5")
+def tfplugin(protocol: int) -> tuple[Any, Any]:
+    """(messages, services) of the provider protocol a plugin agreed to speak."""
+    return _load(f"tfplugin{protocol}")
 
 
 def goplugin() -> tuple[Any, Any]:

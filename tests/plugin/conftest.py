@@ -15,15 +15,19 @@ PROVIDER_SCRIPT = Path(__file__).with_name("testing_provider.py")
 VERSION = "0.1.0"
 
 
-def install_testing_provider(mirror: Path, version: str = VERSION) -> Path:
-    """The testing provider in Terraform's unpacked mirror layout: an executable that runs it."""
+def install_testing_provider(mirror: Path, version: str = VERSION, protocols: str = "5", tls: str = "") -> Path:
+    """The testing provider in Terraform's unpacked mirror layout: an executable that runs it,
+    serving the plugin protocol versions `protocols` ("5", "6" or "5,6"), only over AutoMTLS
+    when `tls` is "required"."""
     package = mirror / "registry.terraform.io" / "opsgit" / "testing" / version / platform_dir()
     package.mkdir(parents=True, exist_ok=True)
     binary = package / f"terraform-provider-testing_v{version}_x5"
     # The provider's source hash is part of the "binary", as its code is part of a real one: the
     # schema cache is keyed by the package's hash.
     source = hashlib.sha256(PROVIDER_SCRIPT.read_bytes()).hexdigest()
-    binary.write_text(f"#!/bin/sh\n# testing provider {source}\nexec {sys.executable} {PROVIDER_SCRIPT} \"$@\"\n")
+    binary.write_text(f"#!/bin/sh\n# testing provider {source}\nTESTING_PROVIDER_PROTOCOLS={protocols} "
+                      f"TESTING_PROVIDER_TLS={tls} "
+                      f"exec {sys.executable} {PROVIDER_SCRIPT} \"$@\"\n")
     binary.chmod(0o755)
     return binary
 

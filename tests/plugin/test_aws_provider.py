@@ -166,3 +166,27 @@ def test_the_examples_cloud_environment_applies_with_the_provider(tmp_path: Path
     assert group["TargetGroupARNs"] == [target_group["TargetGroupArn"]]
     again = run_opsgit("plan", "--env", "cloud", "--detailed-exitcode", cwd=root, timeout=300, extra=extra)
     assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
+
+
+def test_auto_mtls_with_the_real_provider(tmp_path: Path, moto: MotoProcess) -> None:
+    """`auto_mtls: true`: opsgit sends a client certificate, so the provider (go-plugin) serves
+    only TLS with its P-521 certificate; the plan and apply must still work. A wrapper in front
+    of the binary records what it was given."""
+    assert FOUND is not None
+    mirror = tmp_path / "mirror"
+    package = mirror / "registry.terraform.io/hashicorp/aws" / VERSION / discovery.platform_dir()
+    package.mkdir(parents=True)
+    given = tmp_path / "client-cert.pem"
+    wrapper = package / f"terraform-provider-aws_v{VERSION}_x5"
+    wrapper.write_text(f'#!/bin/sh\nprintf %s "$PLUGIN_CLIENT_CERT" > {given}\nexec {FOUND.binary} "$@"\n')
+    wrapper.chmod(0o755)
+    module = "resources:\n  aws_vpc.main:\n    cidr_block: 10.70.0.0/16\n    tags: {Name: mtls-test}\n"
+    root = repo(tmp_path, moto, module)
+    (root / "pyproject.toml").write_text(f'[tool.opsgit]\nplugin_dirs = ["{mirror}"]\n')
+    env = root / "environments/dev/env.yaml"
+    env.write_text(env.read_text().replace("    region: us-east-1\n", "    region: us-east-1\n    auto_mtls: true\n"))
+    applied = run_opsgit("apply", "--env", "dev", "--auto-approve", cwd=root, timeout=300)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert given.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    vpcs = [v for v in ec2(moto).describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.70.0.0/16"]  # type: ignore[attr-defined]
+    assert len(vpcs) == 1
