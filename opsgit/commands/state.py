@@ -1,4 +1,4 @@
-"""`opsgit state list|show|rm|mv` and `opsgit import ADDRESS ID`.
+"""`opsgit state list|show|rm|mv|migrate` and `opsgit import ADDRESS ID`.
 
 They open the environment without rendering it, so they work while a module is broken; the ones
 that write take the environment's run lock (of its configured backend), so that an apply running
@@ -122,11 +122,85 @@ def state_mv(env: str, source: str, destination: str, *, lock_timeout: float = 0
     return 0
 
 
+def state_migrate(env: str, addresses: list[str], *, lock_timeout: float = 0.0) -> int:
+    """Move resources to the implementation the configuration now names for their type (a
+    provider plugin's, or opsgit's native one after `native:` changed): each object is read again,
+    by its id, through the new one, so state holds what that implementation writes."""
+    from opsgit import output
+    from opsgit.errors import UserError
+    from opsgit.providers.base import PlanningType, ProviderError
+    from opsgit.workspace import open_workspace
+
+    workspace = open_workspace(env)
+    state = workspace.backend.load()
+    graph = _graph_or_warn(workspace, "re-reading by the state alone")
+    change: dict[str, ResourceState | None] = {}
+    for address in addresses:
+        current = _resource(state, address)
+        kind = workspace.provider(current.provider).resource_types.get(current.type)
+        if kind is None:
+            raise UserError(f"provider {current.provider!r} has no resource type {current.type!r}")
+        by_plugin = isinstance(kind, PlanningType)
+        if by_plugin == (current.schema_version is not None):
+            output.say(f"{address}: already managed by {_implementation(by_plugin)}")
+            continue
+        config = graph.resources.get(address) if graph is not None else None
+        try:
+            moved = _read_as(kind, address, current.id, config, current)
+        except ProviderError as error:
+            raise UserError(f"cannot re-read {address} through {_implementation(by_plugin)}: {error}",
+                            hint="`opsgit state rm` it and `opsgit import` it by the id the provider "
+                                 "documents") from None
+        if moved is None:
+            raise UserError(f"cannot re-read {address}: {_implementation(by_plugin)} finds no {current.type} "
+                            f"with id {current.id!r}",
+                            hint="`opsgit state rm` it and `opsgit import` it by the id the provider documents")
+        change[address] = moved
+        output.say(f"{address}: now managed by {_implementation(by_plugin)} [id={moved.id}]")
+    if change:
+        _rewrite(workspace, change, lock_timeout)
+    output.say(f"Successfully migrated {len(change)} resource instance(s).")
+    return 0
+
+
+def _implementation(by_plugin: bool) -> str:
+    return "the provider plugin" if by_plugin else "opsgit's native code"
+
+
+def _read_as(kind: object, address: str, resource_id: str, config: Resource | None,
+             current: ResourceState | None = None) -> ResourceState | None:
+    """The object `resource_id` as `kind` reads it, ready for the state (a plugin type imports it
+    with ImportResourceState and reads it; a native type reads it with the configuration's
+    literal values as hints, such as its region)."""
+    from opsgit.engine.state import ResourceState
+    from opsgit.providers.base import PlanningType
+
+    if config is not None:
+        provider, type_name, dependencies = config.provider, config.type, config.dependencies
+    else:
+        assert current is not None
+        provider, type_name, dependencies = current.provider, current.type, current.dependencies
+    if isinstance(kind, PlanningType):
+        stored = kind.import_object(address, resource_id)
+        return ResourceState(address, type_name, provider, stored.id, stored.attributes, dependencies,
+                             stored.private, stored.schema_version)
+    # What the object had (migrating: the attributes this type also has), then the configuration's
+    # literal values: a native read shapes its answer by them (which region, whether in a VPC).
+    fields = kind.schema.fields  # type: ignore[attr-defined]
+    hints = {k: v for k, v in (current.attributes if current else {}).items() if k in fields and v is not None}
+    hints.update({k: v for k, v in (config.attributes if config else {}).items()
+                  if isinstance(v, str) and "${" not in v})
+    attributes = kind.read(resource_id, hints)  # type: ignore[attr-defined]
+    if attributes is None:
+        return None
+    return ResourceState(address, type_name, provider, resource_id, attributes, dependencies)
+
+
 def import_resource(env: str, address: str, resource_id: str, *, lock_timeout: float = 0.0) -> int:
     from opsgit import output
     from opsgit.engine.state import ResourceState
     from opsgit.errors import UserError
-    from opsgit.providers.base import PlanningType, ProviderError
+    from opsgit.providers.base import ProviderError
     from opsgit.workspace import open_workspace
 
     workspace = open_workspace(env)
@@ -138,21 +212,13 @@ def import_resource(env: str, address: str, resource_id: str, *, lock_timeout: f
     kind = workspace.provider(provider).resource_types.get(type_name)
     if kind is None:
         raise UserError(f"provider {provider!r} has no resource type {type_name!r}", hint="check the address")
-    dependencies = config.dependencies if config is not None else ()
-    if isinstance(kind, PlanningType):  # a provider plugin's type: ImportResourceState, then a read
-        try:
-            stored = kind.import_object(address, resource_id)
-        except ProviderError as error:
-            raise UserError(f"cannot import {address}: {error}") from None
-        imported = ResourceState(address, type_name, provider, stored.id, stored.attributes, dependencies,
-                                 stored.private, stored.schema_version)
-    else:
-        hints = {k: v for k, v in (config.attributes if config else {}).items()
-                 if isinstance(v, str) and "${" not in v}
-        attributes = kind.read(resource_id, hints)
-        if attributes is None:
-            raise UserError(f"cannot import {address}: no {type_name} with id {resource_id!r}")
-        imported = ResourceState(address, type_name, provider, resource_id, attributes, dependencies)
+    placeholder = ResourceState(address, type_name, provider, resource_id, {})
+    try:
+        imported = _read_as(kind, address, resource_id, config, placeholder)
+    except ProviderError as error:
+        raise UserError(f"cannot import {address}: {error}") from None
+    if imported is None:
+        raise UserError(f"cannot import {address}: no {type_name} with id {resource_id!r}")
     _rewrite(workspace, {address: imported}, lock_timeout)
     output.say(f"{address}: Import prepared!\nImport successful! The resource is now managed by opsgit; "
                "run `opsgit plan` to see how it differs from the configuration.")
@@ -201,7 +267,7 @@ def _from_address(address: str) -> tuple[str, str]:
 
 
 COMMANDS = (
-    Command("state", "inspect and edit the state: list, show, rm, mv", subcommands=(
+    Command("state", "inspect and edit the state: list, show, rm, mv, migrate", subcommands=(
         Command("list", "list managed resources", lambda a: state_list(a.env), args=(ENV,)),
         Command("show", "show one resource's attributes", lambda a: state_show(a.env, a.address), args=(
             ENV, Arg("address", "the resource's address, e.g. module.network.aws_security_group.allow_all"))),
@@ -212,6 +278,10 @@ COMMANDS = (
                 lambda a: state_mv(a.env, a.source, a.destination, lock_timeout=a.lock_timeout), args=(
                     ENV, Arg("source", "the address it has now"), Arg("destination", "the address it gets"),
                     LOCK_TIMEOUT)),
+        Command("migrate", "move resources between opsgit's native code and a provider plugin (re-read)",
+                lambda a: state_migrate(a.env, a.addresses, lock_timeout=a.lock_timeout), args=(
+                    ENV, Arg("addresses", "the resources whose type `native:` moved", nargs="+",
+                             metavar="ADDRESS"), LOCK_TIMEOUT)),
     )),
     Command("import", "adopt an existing object into the state", lambda a: _import(a), args=(
         ENV, Arg("address", "the address to manage it as, e.g. aws_instance.web"),

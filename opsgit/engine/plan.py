@@ -231,6 +231,27 @@ class Planner:
             if problem:
                 raise UserError.at(resource.source, f"{resource.address}: {problem}")
 
+    def check_implementations(self) -> None:
+        """Each object in state is planned by the implementation that wrote it (opsgit's native
+        code keeps no schema version; a provider plugin always does): one that the configuration
+        now serves by the other (`native:` changed) is moved by `opsgit state migrate` first."""
+        moved = []
+        for resource in self.state.resources.values():
+            if refs.is_data(resource.address):
+                continue
+            by_plugin = isinstance(self.resource_type(resource.provider, resource.type), PlanningType)
+            if by_plugin != (resource.schema_version is not None):
+                moved.append((resource.address, by_plugin))
+        if moved:
+            address, by_plugin = sorted(moved)[0]
+            more = f" (and {len(moved) - 1} more)" if len(moved) > 1 else ""
+            now, was = ("the provider plugin", "opsgit's native code") if by_plugin else \
+                ("opsgit's native code", "the provider plugin")
+            raise UserError(f"{address}{more} is in the state as written by {was}, but the configuration now has "
+                            f"{now} manage it", hint="move it with `opsgit state migrate --env ENV "
+                            f"{' '.join(sorted(a for a, _ in moved))}` (it re-reads each object), or put "
+                            "`native:` back as it was")
+
     def refresh(self) -> dict[str, dict[str, Any] | None]:
         """Read every resource in state: per type, in batches, in parallel (bounded)."""
         groups: dict[tuple[str, str], list[ResourceState]] = {}
@@ -291,6 +312,7 @@ class Planner:
     def plan(self, *, mode: str = "normal", refresh: bool = True, targets: Sequence[str] = (),
              base_commit: str | None = None, head_commit: str | None = None) -> Plan:
         self.check_config()
+        self.check_implementations()
         refreshed = self.refresh() if refresh else {a: dict(r.attributes) for a, r in self.state.resources.items()}
         drift = self._drift(refreshed)
         current = {a: v for a, v in refreshed.items() if v is not None}

@@ -121,7 +121,8 @@ def test_import_adopts_a_vpc_made_outside_opsgit(tmp_path: Path, moto: MotoProce
 @pytest.mark.slow
 def test_native_types_beside_the_plugins(tmp_path: Path, moto: MotoProcess) -> None:
     """`native: [aws_security_group]`: that type through opsgit's own code (its batched refresh),
-    the VPC through the plugin, in one plan."""
+    the VPC through the plugin, in one plan; then the group moved to the plugin and back with
+    `opsgit state migrate`, each time with a clean plan and still one group."""
     module = ("resources:\n  aws_vpc.main:\n    cidr_block: 10.60.0.0/16\n"
               "  aws_security_group.web:\n    name: native-web\n    description: native\n"
               "    vpc_id: ${aws_vpc.main.id}\n")
@@ -129,9 +130,9 @@ def test_native_types_beside_the_plugins(tmp_path: Path, moto: MotoProcess) -> N
     env = root / "environments/dev/env.yaml"
     env.write_text(env.read_text().replace("    region: us-east-1\n", "    region: us-east-1\n"
                                            "    native: [aws_security_group]\n", 1))
-    applied = run_opsgit("apply", "--env", "dev", "--auto-approve", cwd=root, timeout=300,
-                         extra={"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test",
-                                "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"})
+    aws = {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    applied = run_opsgit("apply", "--env", "dev", "--auto-approve", cwd=root, timeout=300, extra=aws)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     state = {r["address"]: r for r in __import__("json").loads((root / ".opsgit/state/dev.json").read_text())
              ["resources"]}
@@ -139,6 +140,26 @@ def test_native_types_beside_the_plugins(tmp_path: Path, moto: MotoProcess) -> N
     assert "schema_version" not in state["module.vpc.aws_security_group.web"]  # opsgit's own
     groups = ec2(moto).describe_security_groups(GroupNames=["native-web"])["SecurityGroups"]  # type: ignore[attr-defined]
     assert groups[0]["VpcId"] == state["module.vpc.aws_vpc.main"]["id"]
+
+    # `native:` taken away: the group is now the plugin's to manage, moved explicitly.
+    group = "module.vpc.aws_security_group.web"
+    env.write_text(env.read_text().replace("    native: [aws_security_group]\n", ""))
+    refused = run_opsgit("plan", "--env", "dev", cwd=root, timeout=300, extra=aws)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"opsgit state migrate --env ENV {group}" in refused.stderr, refused.stderr
+    migrated = run_opsgit("state", "migrate", "--env", "dev", group, cwd=root, timeout=300, extra=aws)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert f"{group}: now managed by the provider plugin [id={groups[0]['GroupId']}]" in migrated.stdout
+    again = run_opsgit("plan", "--env", "dev", "--detailed-exitcode", cwd=root, timeout=300, extra=aws)
+    assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
+    # and back to opsgit's own code
+    env.write_text(env.read_text().replace("    region: us-east-1\n", "    region: us-east-1\n"
+                                           "    native: [aws_security_group]\n", 1))
+    back = run_opsgit("state", "migrate", "--env", "dev", group, cwd=root, timeout=300, extra=aws)
+    assert back.returncode == 0 and "now managed by opsgit's native code" in back.stdout, back.stdout + back.stderr
+    final = run_opsgit("plan", "--env", "dev", "--detailed-exitcode", cwd=root, timeout=300, extra=aws)
+    assert final.returncode == 0 and "No changes." in final.stdout, final.stdout + final.stderr
+    assert len(ec2(moto).describe_security_groups(GroupNames=["native-web"])["SecurityGroups"]) == 1  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
