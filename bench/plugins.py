@@ -108,7 +108,7 @@ def schema_figures(mirror: Path, cache: Path) -> tuple[float, float, float]:
     found = discovery.find(discovery.parse_source("hashicorp/aws"), "5.100.0", Path.cwd(), (mirror,))
     digest = discovery.package_hash(found.package)
     started = time.perf_counter()
-    process = PluginProcess("aws", found.binary)
+    process = PluginProcess("aws", found.binary, Path(tempfile.mkdtemp()) / "receipts")
     start = time.perf_counter() - started
     timings = []
     for _ in range(2):  # the first asks the provider and writes the cache; the second reads it

@@ -115,9 +115,49 @@ class Workspace:
         needed = {r.provider for r in state.resources.values()} | {r.provider for r in self.graph.resources.values()}
         return {name: self.provider(name) for name in sorted(needed)}
 
+    def recover_creates(self, *, record: bool) -> State:
+        """The state, with the objects that a run killed mid-create made and did not record (their
+        providers kept the answers: `RecordsCreates`). With `record` (under the run lock) they
+        are written to the state for good; otherwise they are only planned from."""
+        from dataclasses import replace
+
+        from opsgit import output
+        from opsgit.engine.state import ResourceState
+        from opsgit.providers.base import RecordsCreates
+
+        state = self.backend.load()
+        found: dict[str, ResourceState] = {}
+        settled: list[tuple[RecordsCreates, str]] = []
+        for name, provider in self.providers(state).items():
+            if not isinstance(provider, RecordsCreates):
+                continue
+            for pending in provider.pending_creates(state.lineage):
+                settled.append((provider, pending.name))
+                known = state.resources.get(pending.address)
+                if not pending.answered:
+                    output.warn(f"{pending.address}: a run was stopped while creating it and its provider's answer "
+                                "was not kept; if the object exists, adopt it with `opsgit import`")
+                elif pending.stored is not None and (known is None or known.id != pending.stored.id):
+                    stored = pending.stored
+                    found[pending.address] = ResourceState(pending.address, pending.type, name, stored.id,
+                                                           stored.attributes, pending.dependencies, stored.private,
+                                                           stored.schema_version)
+                    output.warn(f"{pending.address}: created by a run that was stopped before recording it "
+                                f"[id={stored.id}]; " + ("recorded now" if record else "the next apply records it"))
+        if not found and not settled:
+            return state
+        recovered = replace(state, serial=state.serial + 1 if found else state.serial,
+                            resources={**state.resources, **found})
+        if record:
+            if found:
+                self.backend.compact(recovered)
+            for owner, receipt in settled:
+                owner.settle(receipt)
+        return recovered
+
     def plan(self, *, mode: str = "normal", targets: Sequence[str] = (), parallelism: int = 10,
              refresh: bool = True) -> Plan:
-        state = self.backend.load()
+        state = self.recover_creates(record=False)
         planner = Planner(self.graph, state, self.providers(state), parallelism=parallelism,
                           settings=self.backend_settings)
         return planner.plan(mode=mode, targets=targets, refresh=refresh)

@@ -34,6 +34,7 @@ def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False
 
     workspace = open_workspace(env)
     with hold(workspace.lock, env, "apply", lock_timeout) as held:
+        workspace.recover_creates(record=True)  # what a killed run created is recorded, not made again
         if plan_file is not None:
             chosen = read_plan(plan_file)
             if chosen.env != env:

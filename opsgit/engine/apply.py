@@ -24,7 +24,15 @@ from opsgit.engine.resolve import ResolveError, contains_unknown, resolve
 from opsgit.engine.state import ResourceState, State
 from opsgit.errors import UserError
 from opsgit.graph import Graph
-from opsgit.providers.base import PlanningType, Provider, ProviderError, ResourceType, Stored, describe_error
+from opsgit.providers.base import (
+    PlanningType,
+    Provider,
+    ProviderError,
+    RecordsCreates,
+    ResourceType,
+    Stored,
+    describe_error,
+)
 
 DEPOSED = ":deposed"
 STOP_POLL = 0.1  # how often a walk waiting on running changes looks at `stop`
@@ -311,14 +319,21 @@ class Applier:
         elif current is not None:
             self._record(address + DEPOSED, replace(current, address=address + DEPOSED))
         self.progress(f"{address}: Creating...")
+        # The provider's answer is kept (by its witness process) until the object is journaled:
+        # a run killed in between leaves it for the next one to record, not to create again.
+        receipt = {"name": self._token(address, current), "lineage": self.lineage, "address": address,
+                   "provider": resource.provider, "dependencies": list(resource.dependencies)}
+        provider = self.providers[resource.provider]
         try:
-            created = kind.apply_change(address, None, config, ignored)
+            created = kind.apply_change(address, None, config, ignored, receipt=receipt)
         except PartialCreate as failed:
             record(failed.stored)  # the object exists: the next plan sees it, never a second one
+            self._settle(provider, receipt)
             raise
         if created is None:
             raise ProviderError(f"{address}: the provider returned no object")
         record(created)
+        self._settle(provider, receipt)
         self.progress(f"{address}: Creation complete after {_took(started)} [id={created.id}]")
         return "replaced" if replacing else "added"
 
@@ -349,12 +364,21 @@ class Applier:
         elif replacing and current is not None:
             self._record(address + DEPOSED, replace(current, address=address + DEPOSED))
         self.progress(f"{address}: Creating...")
-        token = hashlib.sha256(f"{self.lineage}:{address}:{current.id if current else ''}".encode()).hexdigest()[:32]
-        resource_id, attributes = kind.create(config, token)
+        resource_id, attributes = kind.create(config, self._token(address, current))
         self._record(address, ResourceState(address, resource.type, resource.provider, resource_id, attributes,
                                             resource.dependencies))
         self.progress(f"{address}: Creation complete after {_took(started)} [id={resource_id}]")
         return "replaced" if replacing else "added"
+
+    def _token(self, address: str, current: ResourceState | None) -> str:
+        """The create's idempotency token: the same for a retry after a crash (the lineage is on
+        disk before the first create), new for each replacement (the prior object's id)."""
+        return hashlib.sha256(f"{self.lineage}:{address}:{current.id if current else ''}".encode()).hexdigest()[:32]
+
+    @staticmethod
+    def _settle(provider: Provider, receipt: Mapping[str, Any]) -> None:
+        if isinstance(provider, RecordsCreates):
+            provider.settle(str(receipt["name"]))
 
     def _attributes(self, address: str) -> Mapping[str, Any] | None:
         found = self.resources.get(address)

@@ -149,11 +149,15 @@ class ProviderClient:
                        legacy=response.legacy_type_system)
 
     def apply(self, type_name: str, block: Block, prior: Any, planned: Any, config: Any, planned_private: bytes,
-              who: str) -> tuple[Any, bytes]:
+              who: str, receipt: str = "") -> tuple[Any, bytes]:
+        """ApplyResourceChange; with `receipt`, the witness keeps the answer under that name."""
+        from opsgit.plugin.witness import RECEIPT_KEY
+
         response = self._call("ApplyResourceChange", self.messages.ApplyResourceChange.Request(
             type_name=type_name, prior_state=self._dynamic(prior, block), planned_state=self._dynamic(planned, block),
             config=self._dynamic(config, block), planned_private=planned_private,
-            provider_meta=self.messages.DynamicValue(msgpack=b"\xc0")), who)
+            provider_meta=self.messages.DynamicValue(msgpack=b"\xc0")), who,
+            metadata=((RECEIPT_KEY, receipt),) if receipt else None)
         state = self._value(response.new_state, block)
         # A failed apply may still have made the object: the caller keeps what it returned.
         self._diagnostics(response.diagnostics, "apply", who=who, partial=(state, response.private))
@@ -212,11 +216,16 @@ class ProviderClient:
             return json.loads(dynamic.json)
         return None
 
-    def _call(self, method: str, request: Any, what: str) -> Any:
+    def applied(self, answer: bytes, block: Block) -> tuple[Any, bytes]:
+        """A kept ApplyResourceChange answer (a receipt): the new state and private data."""
+        response = self.messages.ApplyResourceChange.Response.FromString(answer)
+        return self._value(response.new_state, block), response.private
+
+    def _call(self, method: str, request: Any, what: str, metadata: Any = None) -> Any:
         import grpc
 
         try:
-            return getattr(self.stub, method)(request, timeout=CALL_TIMEOUT)
+            return getattr(self.stub, method)(request, timeout=CALL_TIMEOUT, metadata=metadata)
         except grpc.RpcError as error:
             code = error.code() if hasattr(error, "code") else None
             if code == grpc.StatusCode.UNAVAILABLE:

@@ -3,9 +3,12 @@ drained, and its end (Shutdown, then the process group).
 
 The handshake (hashicorp/go-plugin): the client sets the magic cookie and the protocol versions
 it speaks; the plugin prints one line `CORE|APP|NETWORK|ADDRESS|PROTOCOL|CERT` on stdout once it
-listens. By default AutoMTLS is not requested: the plugin then listens on an owner-only unix
-socket, which is the isolation. With `auto_mtls` opsgit sends a client certificate and carries the
-connection over TLS itself (`mtls`: grpcio cannot complete go-plugin's P-521 handshake).
+listens. The provider is started through the witness (`witness`), a small process that relays
+the handshake, the output and every call, keeps the answers of creates, and stops the provider
+when opsgit ends however it ends. By default AutoMTLS is not requested: the plugin then listens
+on an owner-only unix socket, which is the isolation. With `auto_mtls` the witness sends a client
+certificate and carries the connection over TLS (`mtls`: grpcio cannot complete go-plugin's P-521
+handshake, so the TLS session is ended with OpenSSL).
 """
 
 from __future__ import annotations
@@ -45,42 +48,39 @@ class PluginError(ProviderError):
 class PluginProcess:
     """One started provider: `channel` is its gRPC connection, `protocol` the version agreed."""
 
-    def __init__(self, name: str, binary: Path, environment: Mapping[str, str] | None = None,
+    def __init__(self, name: str, binary: Path, receipts: Path, environment: Mapping[str, str] | None = None,
                  timeout: float = HANDSHAKE_TIMEOUT, auto_mtls: bool = False) -> None:
+        import sys
+
         self.name = name
         self.binary = binary
+        self.auto_mtls = auto_mtls
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
         self.address = ""
-        self.tls = False  # whether the connection is the plugin's TLS (AutoMTLS)
-        self._relay: Any = None
         env = {**QUIET, **(environment if environment is not None else os.environ),
                MAGIC_COOKIE_KEY: MAGIC_COOKIE,
                "PLUGIN_PROTOCOL_VERSIONS": ",".join(map(str, SUPPORTED_PROTOCOLS)),
                "PLUGIN_MIN_PORT": "10000", "PLUGIN_MAX_PORT": "25000"}
         env.pop("PLUGIN_CLIENT_CERT", None)
-        self._client_certificate: Any = None
-        if auto_mtls:
-            from opsgit.plugin.mtls import client_certificate
-
-            self._client_certificate = client_certificate()
-            env["PLUGIN_CLIENT_CERT"] = self._client_certificate.pem
-        try:
-            self.process = subprocess.Popen([str(binary)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, env=env, start_new_session=True)
-        except PermissionError:
+        env["OPSGIT_AUTO_MTLS"] = "1" if auto_mtls else ""
+        if not binary.is_file():
+            raise PluginError(f"provider {name}: cannot start {binary}: no such file")
+        if not os.access(binary, os.X_OK):
             raise PluginError(f"provider {name}: {binary} is not executable",
-                              hint=f"chmod +x {binary}, or install the provider again") from None
-        except OSError as error:
-            raise PluginError(f"provider {name}: cannot start {binary}: {error.strerror}") from None
+                              hint=f"chmod +x {binary}, or install the provider again")
+        receipts.mkdir(parents=True, exist_ok=True)
+        # The witness gets a pipe as its standard input: it ends (and stops the provider) when
+        # the pipe closes, that is when this process ends, however it ends.
+        self.process = subprocess.Popen([sys.executable, "-m", "opsgit.plugin.witness", str(receipts), str(binary)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=env, start_new_session=True)
         _RUNNING.add(self)
         _stop_on_sigterm()
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._drain_stdout, args=(lines,), daemon=True).start()
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         try:
-            self.protocol, self.address, server_certificate = self._handshake(lines, timeout)
-            if server_certificate:
-                self._carry_over_tls(server_certificate)
+            self.protocol, self.address = self._handshake(lines, timeout)
             self.channel = self._connect()
         except BaseException:
             self.stop()
@@ -100,7 +100,7 @@ class PluginProcess:
         for raw in self.process.stderr:
             self.stderr_tail.append(raw.decode("utf-8", "replace").rstrip())
 
-    def _handshake(self, lines: queue.Queue[str | None], timeout: float) -> tuple[int, str, str]:
+    def _handshake(self, lines: queue.Queue[str | None], timeout: float) -> tuple[int, str]:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -112,7 +112,7 @@ class PluginProcess:
                 time.sleep(0.1)  # let stderr's last lines arrive
                 raise PluginError(f"provider {self.name}: {self.binary} exited before its handshake"
                                   f" (exit {self.process.poll()}){self._said()}",
-                                  hint=None if self._client_certificate is not None else
+                                  hint=None if self.auto_mtls else
                                   "if it asks for AutoMTLS (a client certificate), set auto_mtls: true in "
                                   "its provider settings")
             if line:
@@ -128,35 +128,19 @@ class PluginProcess:
         if fields[4] != "grpc":
             raise PluginError(f"provider {self.name} offers {fields[4]!r}, not grpc",
                               hint="providers for Terraform 0.12 and later speak grpc")
-        network, address = fields[2], fields[3]
-        # go-plugin takes the sixth field as a certificate only when it is longer than 50 characters
-        certificate = fields[5] if len(fields) > 5 and len(fields[5]) > 50 else ""
-        if certificate and self._client_certificate is None:
-            raise PluginError(f"provider {self.name} answered with TLS though opsgit sent no client certificate")
-        return int(fields[1]), f"unix:{address}" if network == "unix" else address, certificate
-
-    def _carry_over_tls(self, field: str) -> None:
-        from opsgit.plugin.mtls import TlsRelay, server_certificate_pem
-
-        try:
-            pem = server_certificate_pem(field)
-            self._relay = TlsRelay(self.address, pem, self._client_certificate)
-        except (ValueError, OSError) as error:  # ssl.SSLError is an OSError
-            raise PluginError(f"provider {self.name}: its TLS certificate is unusable: {error}") from None
-        self.tls = True
+        network, address = fields[2], fields[3]  # the witness's own socket, plaintext
+        return int(fields[1]), f"unix:{address}" if network == "unix" else address
 
     def _connect(self) -> Any:
         import grpc
 
-        target = self._relay.address if self._relay is not None else self.address
-        channel = grpc.insecure_channel(target, options=[
+        channel = grpc.insecure_channel(self.address, options=[
             ("grpc.max_receive_message_length", MESSAGE_LIMIT), ("grpc.max_send_message_length", MESSAGE_LIMIT)])
         try:
             grpc.channel_ready_future(channel).result(timeout=10)
         except grpc.FutureTimeoutError:
             channel.close()
-            over = "" if self._relay is None else f" over TLS (auto_mtls: {self._relay.last_error or 'no answer'})"
-            raise PluginError(f"provider {self.name}: no gRPC answer on {self.address}{over}{self._said()}") from None
+            raise PluginError(f"provider {self.name}: no gRPC answer on {self.address}{self._said()}") from None
         return channel
 
     def _stream_stdio(self) -> None:
@@ -178,29 +162,29 @@ class PluginProcess:
     # -- stop ----------------------------------------------------------------------------------
 
     def stop(self, grace: float = 2.0) -> None:
-        """Shutdown over go-plugin's controller, then the process group if it is still there."""
+        """The witness is told to end (its pipe closes): it lets calls in flight finish, stops the
+        provider (StopProvider, go-plugin's Shutdown, then the process) and exits; the process
+        group goes if it has not after the grace."""
         if self not in _RUNNING:
             return
         _RUNNING.discard(self)
         channel = getattr(self, "channel", None)
         if channel is not None:
-            from opsgit.plugin.stubs import goplugin
-
-            messages, services = goplugin()
-            with contextlib.suppress(Exception):  # it closes the connection as it goes
-                services.GRPCControllerStub(channel).Shutdown(messages.Empty(), timeout=grace)
             channel.close()
-        if self._relay is not None:
-            self._relay.close()
-        try:
-            self.process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        if self.address.startswith("unix:"):
+        if self.process.stdin is not None:
             with contextlib.suppress(OSError):
-                os.unlink(self.address[len("unix:"):])
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout=grace + 4.0 if channel is not None else 0.5)
+        except subprocess.TimeoutExpired:
+            if channel is not None:
+                # Calls are still in flight (opsgit is being interrupted): the witness waits for
+                # them, keeps their answers and stops the provider by itself; killing it now
+                # could cut a create short.
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # it never served: the witness and the provider
+            self.process.wait()
 
     def crashed(self) -> str | None:
         """Why the process is gone, if it is (for an UNAVAILABLE answer)."""

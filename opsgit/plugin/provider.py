@@ -24,8 +24,18 @@ from opsgit.errors import ConfigError
 from opsgit.plugin import cty, discovery
 from opsgit.plugin.client import DiagnosticError, ProviderClient
 from opsgit.plugin.process import PluginProcess
+from opsgit.plugin.receipts import Receipts
 from opsgit.plugin.schema import GROUP, LIST, MAP, SINGLE, Attribute, Block, TypeSchema
-from opsgit.providers.base import Field, PlannedChange, PlanningType, ProviderError, ResourceType, Schema, Stored
+from opsgit.providers.base import (
+    Field,
+    PendingCreate,
+    PlannedChange,
+    PlanningType,
+    ProviderError,
+    ResourceType,
+    Schema,
+    Stored,
+)
 
 OWN_KEYS = ("source", "version", "native", "auto_mtls")
 CREATE, UPDATE, DELETE, NOOP = ("create",), ("update",), ("delete",), ("no-op",)
@@ -57,6 +67,7 @@ class PluginProvider:
             raise ConfigError(f"provider {name}: auto_mtls must be true or false", hint="auto_mtls: true")
         self._native: Any = None
         self._plugin_dirs = load_settings(root).plugin_dirs
+        self.receipts = Receipts(root / ".opsgit" / "receipts")
         self._client: ProviderClient | None = None
         self._lock = threading.Lock()
         self.resource_types = _Types(self)
@@ -69,7 +80,7 @@ class PluginProvider:
             if self._client is None:
                 found = discovery.find(self.address, self.version, self.root, self._plugin_dirs)
                 digest = discovery.verify(found, self.root)
-                process = PluginProcess(self.name, found.binary, auto_mtls=self.auto_mtls)
+                process = PluginProcess(self.name, found.binary, self.receipts.folder, auto_mtls=self.auto_mtls)
                 client = ProviderClient(self.name, process, discovery.cache_dir(), digest)
                 try:
                     client.configure(self.settings)
@@ -89,6 +100,26 @@ class PluginProvider:
     def close(self) -> None:
         if self._client is not None:
             self._client.process.stop()
+
+    # -- creates a killed run did not record (the engine's `RecordsCreates`) ------------------
+
+    def pending_creates(self, lineage: str) -> list[PendingCreate]:
+        found = []
+        for receipt in self.receipts.pending(lineage):
+            record = receipt.record
+            if record.get("provider") != self.name:
+                continue
+            stored = None
+            if receipt.answer is not None:
+                kind = self.resource_types[str(record["type"])]
+                assert isinstance(kind, PluginResourceType)
+                stored = kind.recover(receipt.answer)
+            found.append(PendingCreate(receipt.name, str(record["address"]), str(record["type"]),
+                                       tuple(record.get("dependencies") or ()), stored, receipt.answer is not None))
+        return found
+
+    def settle(self, name: str) -> None:
+        self.receipts.settle(name)
 
 
 class _Types(Mapping[str, "ResourceType | PlanningType"]):
@@ -216,7 +247,7 @@ class PluginResourceType:
     # -- apply -----------------------------------------------------------------------------------
 
     def apply_change(self, address: str, prior: Stored | None, config: Mapping[str, Any] | None,
-                     ignore_changes: Any = ()) -> Stored | None:
+                     ignore_changes: Any = (), receipt: Mapping[str, Any] | None = None) -> Stored | None:
         prior_value = self._prior(prior)
         private = self._private(prior)
         if config is None:
@@ -235,20 +266,31 @@ class PluginResourceType:
         wanted = self._config(address, config, prior_value, ignore_changes)
         proposed = proposed_new(self.block, prior_value, wanted)
         planned = self.client.plan(self.type_name, self.block, prior_value, proposed, wanted, private, address)
+        name = ""
+        if receipt is not None and prior_value is None:
+            name = str(receipt["name"])
+            self.provider.receipts.intend(name, {**receipt, "type": self.type_name})
         try:
             new_state, new_private = self.client.apply(self.type_name, self.block, prior_value, planned.state, wanted,
-                                                       planned.private, address)
+                                                       planned.private, address, receipt=name)
         except DiagnosticError as error:
             partial = getattr(error, "partial", None)
             if partial is not None and partial[0] is not None and prior_value is None:
                 # The object exists though its create failed part-way: keep it (Terraform taints it).
                 raise PartialCreate(str(error), self._stored(partial[0], partial[1])) from None
+            if name:
+                self.provider.receipts.settle(name)  # the provider answered that it made nothing
             raise ProviderError(str(error)) from None
         if new_state is None:
             raise ProviderError(f"{address}: provider {self.provider.name} returned no object after apply")
         if _has_unknown(new_state):
             raise ProviderError(f"{address}: provider {self.provider.name} left values unknown after apply")
         return self._stored(new_state, new_private)
+
+    def recover(self, answer: bytes) -> Stored | None:
+        """The object a kept create answer describes (None: the provider made none)."""
+        state, private = self.client.applied(answer, self.block)
+        return None if state is None or _has_unknown(state) else self._stored(state, private)
 
     # -- refresh and import ------------------------------------------------------------------
 

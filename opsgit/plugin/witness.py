@@ -1,31 +1,29 @@
 """The witness: a small process between opsgit and a provider that outlives opsgit.
 
-opsgit's gRPC calls to a provider go through it unchanged (bytes in, bytes out; every method
-of every service, the provider's and go-plugin's). It does two things a provider cannot:
+opsgit starts it in place of the provider binary (`python -m opsgit.plugin.witness RECEIPTS
+BINARY`); it starts the binary in its own process group, relays its handshake line (with its own
+socket in place of the provider's), copies its standard error, and passes every gRPC call on
+unchanged (bytes in, bytes out; every method of every service, the provider's and go-plugin's).
+It does what a provider cannot:
 
-- **Receipts.** A create's answer is written to disk (`<receipts>/<name>.bin`, fsynced) before it
-  is passed on, when opsgit marked the call with a receipt name. If opsgit is killed while a
-  provider creates an object, the provider still finishes and answers; the witness keeps that
-  answer, and the next run records the object instead of creating it a second time.
-- **No orphans.** It watches its standard input, a pipe from opsgit: when that closes (opsgit
-  ended, however it ended), it lets the calls in flight finish, stops the provider (go-plugin's
-  Shutdown, then its process group) and exits.
-
-opsgit starts it beside the provider and tells it, on that pipe, where the provider listens (and
-the TLS material when the provider serves AutoMTLS: the TLS session then ends in here, so that
-it outlives opsgit too). It answers `READY <address>` on standard output.
+- **Receipts.** A create's answer is written to disk (`RECEIPTS/<name>.bin`, fsynced) before it is
+  passed on, when opsgit marked the call with a receipt name. If opsgit is killed while a provider
+  creates an object, the provider still finishes and answers; the witness keeps that answer, and
+  the next run records the object instead of creating it a second time (`receipts`).
+- **No orphans.** Its standard input is a pipe from opsgit: when that closes (opsgit ended,
+  however it ended), it lets the calls in flight finish, stops the provider (go-plugin's Shutdown,
+  then the process) and exits. When the provider dies, it exits with the provider's status.
+- **AutoMTLS** (`OPSGIT_AUTO_MTLS=1`): it sends the provider a client certificate and ends the
+  provider's TLS itself (`mtls`), so that connection too outlives opsgit.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import signal
 import sys
 import tempfile
 import threading
-import time
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -113,7 +111,7 @@ def _safe(name: str) -> bool:
 def _handler_class() -> Any:
     import grpc
 
-    class Generic(grpc.GenericRpcHandler):  # type: ignore[misc]
+    class Generic(grpc.GenericRpcHandler):
         def __init__(self, forward: Forward) -> None:
             self.forward = forward
 
@@ -124,19 +122,60 @@ def _handler_class() -> Any:
 
 
 def main() -> int:
+    import subprocess
+
+    receipts, binary = Path(sys.argv[1]), sys.argv[2]
+    env = dict(os.environ)
+    client = None
+    if env.pop("OPSGIT_AUTO_MTLS", "") == "1":
+        from opsgit.plugin.mtls import client_certificate
+
+        client = client_certificate()
+        env["PLUGIN_CLIENT_CERT"] = client.pem
+    try:
+        provider = subprocess.Popen([binary], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env)
+    except OSError as error:
+        print(f"cannot start {binary}: {error.strerror}", file=sys.stderr, flush=True)
+        return 126
+    copier = threading.Thread(target=_copy_stderr, args=(provider,), daemon=True)
+    copier.start()
+    assert provider.stdout is not None
+    line = ""
+    for raw in provider.stdout:
+        line = raw.decode("utf-8", "replace").strip()
+        if line:
+            break
+    if not line:
+        code = provider.wait()
+        copier.join(timeout=2)  # what it said before it went is what opsgit quotes
+        return _exit_status(code)
+    fields = line.split("|")
+    if len(fields) < 5 or fields[0] != "1" or fields[4] != "grpc":
+        print(line, flush=True)  # opsgit says what is wrong with it
+        for _ in sys.stdin:
+            pass
+        provider.kill()
+        return 1
+    target = f"unix:{fields[3]}" if fields[2] == "unix" else fields[3]
+    relay = None
+    certificate = fields[5] if len(fields) > 5 and len(fields[5]) > 50 else ""  # go-plugin's own test
+    if certificate:
+        if client is None:
+            print("the provider answered with TLS though no client certificate was sent", file=sys.stderr, flush=True)
+            provider.kill()
+            return 1
+        from opsgit.plugin.mtls import TlsRelay, server_certificate_pem
+
+        relay = TlsRelay(target, server_certificate_pem(certificate), client)
+        target = relay.address
+    threading.Thread(target=_follow, args=(provider, copier), daemon=True).start()
+    return _serve(provider, target, receipts, fields[1], relay)
+
+
+def _serve(provider: Any, target: str, receipts: Path, protocol: str, relay: Any) -> int:
     import grpc
 
-    receipts = Path(sys.argv[1])
-    told = json.loads(sys.stdin.readline() or "{}")
-    if not told:
-        return 1  # opsgit went before it said where the provider is
-    target = str(told["target"])
-    relay = None
-    if told.get("server_certificate"):
-        from opsgit.plugin.mtls import ClientCertificate, TlsRelay
-
-        relay = TlsRelay(target, told["server_certificate"], ClientCertificate(told["client_pem"], told["client_key"]))
-        target = relay.address
     options = [("grpc.max_receive_message_length", MESSAGE_LIMIT), ("grpc.max_send_message_length", MESSAGE_LIMIT)]
     channel = grpc.insecure_channel(target, options=options)
     calls = Calls()
@@ -146,12 +185,12 @@ def main() -> int:
                          handlers=[_handler_class()(Forward(channel, receipts, calls))])
     server.add_insecure_port(f"unix:{socket}")
     server.start()
-    print(f"READY unix:{socket}", flush=True)
+    print(f"1|{protocol}|unix|{socket}|grpc|", flush=True)
     for _ in sys.stdin:  # until opsgit closes the pipe, or is gone
         pass
-    server.stop(grace=None)  # no new calls; those in flight go on
-    calls.wait_idle()
-    _stop_provider(channel, int(told.get("pid") or 0))
+    calls.wait_idle()  # what the provider was asked to do, it finishes, and its answer is kept
+    server.stop(grace=1.0)
+    _stop_provider(channel, provider, protocol)
     channel.close()
     if relay is not None:
         relay.close()
@@ -161,23 +200,43 @@ def main() -> int:
     return 0
 
 
-def _stop_provider(channel: Any, pid: int) -> None:
-    """go-plugin's Shutdown, then the provider's process group if it is still there."""
-    with contextlib.suppress(Exception):
-        channel.unary_unary(SHUTDOWN)(b"", timeout=2.0)
-    if pid <= 0:
-        return
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+def _copy_stderr(provider: Any) -> None:
+    """The provider's standard error, onto the witness's (opsgit reads it; after opsgit has gone,
+    it is still read, so the provider never blocks or dies writing it)."""
+    for raw in provider.stderr:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.buffer.write(raw)
+            sys.stderr.buffer.flush()
+
+
+def _follow(provider: Any, copier: threading.Thread) -> None:
+    """A provider that exits by itself (a crash) takes the witness with it, with its status, so
+    opsgit sees the exit it would have seen."""
+    code = provider.wait()
+    copier.join(timeout=2)  # the last of its standard error
+    os._exit(_exit_status(code))
+
+
+def _exit_status(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
+def _stop_provider(channel: Any, provider: Any, protocol: str) -> None:
+    """Once nothing is in flight: the protocol's StopProvider, go-plugin's Shutdown, then the
+    provider's process if it is still there. (A run that is interrupted lets the calls it made
+    finish rather than have the provider cancel them: a create cut short can leave an object
+    no answer describes.)"""
+    import subprocess
+
+    stop = "/tfplugin5.Provider/Stop" if protocol == "5" else f"/tfplugin{protocol}.Provider/StopProvider"
+    for method in (stop, SHUTDOWN):
+        with contextlib.suppress(Exception):
+            channel.unary_unary(method)(b"", timeout=2.0)
+    try:
+        provider.wait(timeout=2.0)
+    except subprocess.TimeoutExpired:
+        provider.kill()
+        provider.wait()
 
 
 if __name__ == "__main__":

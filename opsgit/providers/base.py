@@ -102,12 +102,37 @@ class PlanningType(Protocol):
     def plan_change(self, address: str, prior: Stored | None, config: Mapping[str, Any] | None,
                     ignore_changes: Any = ()) -> PlannedChange: ...
 
+    # `receipt` (creates): what to keep with the provider's answer until the engine has recorded
+    # the object and settles it (`RecordsCreates`); its "name" is stable across a crash and a retry
     def apply_change(self, address: str, prior: Stored | None, config: Mapping[str, Any] | None,
-                     ignore_changes: Any = ()) -> Stored | None: ...
+                     ignore_changes: Any = (), receipt: Mapping[str, Any] | None = None) -> Stored | None: ...
 
     def refresh(self, address: str, prior: Stored) -> Stored | None: ...
 
     def import_object(self, address: str, resource_id: str) -> Stored: ...
+
+
+class PendingCreate(NamedTuple):
+    """A create a run began and did not record: `stored` is the object the provider answered
+    with (None when it made none); `answered` is False when no answer was kept at all."""
+
+    name: str
+    address: str
+    type: str
+    dependencies: tuple[str, ...]
+    stored: Stored | None
+    answered: bool
+
+
+@runtime_checkable
+class RecordsCreates(Protocol):
+    """A provider whose creates leave receipts until they are recorded (a plugin's, through its
+    witness process), so an object made by a run killed before recording it is recovered, never
+    made twice."""
+
+    def pending_creates(self, lineage: str) -> list[PendingCreate]: ...
+
+    def settle(self, name: str) -> None: ...
 
 
 class DataType(Protocol):

@@ -211,3 +211,57 @@ def test_auto_mtls_with_the_real_provider(tmp_path: Path, moto: MotoProcess) -> 
     assert given.read_text().startswith("-----BEGIN CERTIFICATE-----")
     vpcs = [v for v in ec2(moto).describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.70.0.0/16"]  # type: ignore[attr-defined]
     assert len(vpcs) == 1
+
+
+def _kill_while_creating(root: Path, address: str, delay: float) -> None:
+    """`opsgit apply` SIGKILLed `delay` seconds after it says it is creating `address`."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import OPSGIT, opsgit_environment
+
+    apply = subprocess.Popen([*OPSGIT, "apply", "--env", "dev", "--auto-approve"], cwd=root,
+                             env=opsgit_environment(None, None), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True)
+    assert apply.stdout is not None
+    for line in apply.stdout:
+        if f"{address}: Creating..." in line:
+            time.sleep(delay)
+            break
+    apply.send_signal(signal.SIGKILL)
+    apply.wait()
+    apply.stdout.close()
+
+
+def _sigkill_trial(tmp_path: Path, moto: MotoProcess, cidr: int, address: str, delay: float) -> None:
+    module = MODULE.replace("10.20.", f"10.{cidr}.")
+    root = repo(tmp_path, moto, module)
+    _kill_while_creating(root, address, delay)
+    applied = run_opsgit("apply", "--env", "dev", "--auto-approve", cwd=root, timeout=300)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    client = ec2(moto)
+    vpcs = [v for v in client.describe_vpcs()["Vpcs"] if v["CidrBlock"] == f"10.{cidr}.0.0/16"]  # type: ignore[attr-defined]
+    assert len(vpcs) == 1, vpcs
+    subnets = client.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]  # type: ignore[attr-defined]
+    gateways = [g for g in client.describe_internet_gateways()["InternetGateways"]  # type: ignore[attr-defined]
+                if any(a["VpcId"] == vpcs[0]["VpcId"] for a in g["Attachments"])]
+    assert len(subnets) == 1 and len(gateways) == 1, (subnets, gateways)
+    again = run_opsgit("plan", "--env", "dev", "--detailed-exitcode", cwd=root, timeout=300)
+    assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
+
+
+def test_sigkill_mid_apply_then_apply_leaves_no_duplicates(tmp_path: Path, moto: MotoProcess) -> None:
+    """Killed while the provider creates the subnet; the apply after it finishes the rest, and
+    boto3 finds one of each."""
+    _sigkill_trial(tmp_path, moto, 80, "module.vpc.aws_subnet.a", 0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("cidr", "address", "delay"), [
+    (81, "module.vpc.aws_vpc.main", 0.0), (82, "module.vpc.aws_vpc.main", 0.03),
+    (83, "module.vpc.aws_vpc.main", 0.1), (84, "module.vpc.aws_internet_gateway.gw", 0.02),
+    (85, "module.vpc.aws_subnet.a", 0.2)])
+def test_sigkill_at_other_moments_leaves_no_duplicates(tmp_path: Path, moto: MotoProcess, cidr: int, address: str,
+                                                       delay: float) -> None:
+    _sigkill_trial(tmp_path, moto, cidr, address, delay)

@@ -18,7 +18,8 @@ certificate as go-plugin makes, trusting only the client's (ended with OpenSSL i
 gRPC server, as Go's crypto/tls ends it in front of a real provider's).
 Faults on request, by the provider's `fail` setting: `crash-on-create` exits the process in the
 middle of ApplyResourceChange after the object is stored (a provider crashing mid-apply);
-`partial-create` stores the object and answers with it and an error.
+`partial-create` stores the object and answers with it and an error; `slow-create` stores the
+object and answers 3 s later (a window for the tests to kill opsgit in).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from concurrent import futures
 from pathlib import Path
@@ -203,6 +205,8 @@ class Provider(services.ProviderServicer):  # type: ignore[misc,name-defined]
             self.store.save(objects)
         if prior is None and self.store.fail == "crash-on-create":
             os._exit(2)  # the object exists; the client never hears of it
+        if prior is None and self.store.fail == "slow-create":
+            time.sleep(3)  # the object exists; the answer takes a while (a cloud API waiting on it)
         if prior is None and self.store.fail == "partial-create":
             return pb.ApplyResourceChange.Response(new_state=dynamic(made, THING_BLOCK), private=b"partial",
                                                    diagnostics=[error("waiting for the thing to be ready: timeout")])
