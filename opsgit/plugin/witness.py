@@ -82,11 +82,15 @@ class Forward:
         import grpc
 
         if method in STREAMING:
+            # go-plugin's stdio stream lasts as long as the provider: it is not a call in flight
+            # (the end does not wait for it), and it ends when opsgit lets go of it.
             def stream(request: bytes, context: Any) -> Any:
-                with self.calls:
-                    try:
-                        yield from self.channel.unary_stream(method)(request)
-                    except grpc.RpcError as error:
+                upstream = self.channel.unary_stream(method)(request)
+                context.add_callback(upstream.cancel)
+                try:
+                    yield from upstream
+                except grpc.RpcError as error:
+                    if error.code() != grpc.StatusCode.CANCELLED:
                         context.abort(error.code(), error.details() or "")
             return grpc.unary_stream_rpc_method_handler(stream)
 

@@ -99,6 +99,9 @@ def test_the_aws_provider_applies_replans_clean_and_plans_back_a_change_made_out
     assert [g["Attachments"][0]["VpcId"] for g in gateways] == [vpc_id]
     again = run_opsgit("plan", "--env", "dev", "--detailed-exitcode", cwd=root, timeout=300)
     assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
+    from tests.plugin.test_plugin_sigkill import witnesses
+
+    assert witnesses(root / ".opsgit/receipts") == []  # the provider ended with opsgit, not seconds after
     client.create_tags(Resources=[vpc_id], Tags=[{"Key": "Name", "Value": "renamed-by-hand"}])  # type: ignore[attr-defined]
     drift = run_opsgit("plan", "--env", "dev", "--detailed-exitcode", cwd=root, timeout=300)
     assert drift.returncode == 2, drift.stdout + drift.stderr

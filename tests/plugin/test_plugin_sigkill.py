@@ -76,3 +76,25 @@ def test_sigkill_of_a_plan_leaves_no_provider_running(plugin_repo: Path) -> None
     plan.wait()
     provider_pid = int(pid_file.read_text())
     assert wait_for(lambda: not alive(provider_pid), 10), "the provider was left running"
+
+
+def witnesses(receipts: Path) -> list[int]:
+    """The witness processes serving this repository (their command line names its receipts)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"opsgit.plugin.witness" in command and str(receipts).encode() in command and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_finished_plan_leaves_no_provider_or_witness_running(plugin_repo: Path) -> None:
+    plan = run_opsgit("plan", "--env", "dev", cwd=plugin_repo)
+    assert plan.returncode == 0, plan.stderr
+    provider_pid = int((plugin_repo.parent / "cloud.pid").read_text())
+    assert not alive(provider_pid)  # gone by the time opsgit has exited, not some seconds later
+    assert witnesses(plugin_repo / ".opsgit/receipts") == []
