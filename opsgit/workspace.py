@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +119,6 @@ class Workspace:
         """The state, with the objects that a run killed mid-create made and did not record (their
         providers kept the answers: `RecordsCreates`). With `record` (under the run lock) they
         are written to the state for good; otherwise they are only planned from."""
-        from dataclasses import replace
-
         from opsgit import output
         from opsgit.engine.state import ResourceState
         from opsgit.providers.base import RecordsCreates
@@ -160,7 +158,15 @@ class Workspace:
         state = self.recover_creates(record=False)
         planner = Planner(self.graph, state, self.providers(state), parallelism=parallelism,
                           settings=self.backend_settings)
-        return planner.plan(mode=mode, targets=targets, refresh=refresh)
+        plan = planner.plan(mode=mode, targets=targets, refresh=refresh)
+        return replace(plan, variables=self.variables())
+
+    def variables(self) -> dict[str, Any]:
+        """The environment's variables as a plan shows them: sensitive ones masked."""
+        from opsgit.engine.plan_json import MASK
+
+        hidden = set(self.environment.sensitive_variables)
+        return {name: MASK if name in hidden else value for name, value in self.environment.variables.items()}
 
 
 def open_workspace(env: str, root: Path | None = None) -> Workspace:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -60,9 +61,16 @@ def start_opsgit(*args: str, cwd: Path | None, env: Mapping[str, str] | None = N
 def run_opsgit(*args: str, cwd: Path | None, env: Mapping[str, str] | None = None,
                extra: Mapping[str, str] | None = None, timeout: float = 120,
                input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The real command line, in a child process, run to its end: `opsgit ARGS` in `cwd`."""
-    return subprocess.run([*OPSGIT, *args], cwd=cwd, env=opsgit_environment(env, extra), capture_output=True,
-                          text=True, timeout=timeout, check=False, input=input)
+    """The real command line, in a child process, run to its end: `opsgit ARGS` in `cwd`. Every
+    JSON plan it prints is checked against Terraform's plan format (`tests/terraform_plan.py`)."""
+    result = subprocess.run([*OPSGIT, *args], cwd=cwd, env=opsgit_environment(env, extra), capture_output=True,
+                            text=True, timeout=timeout, check=False, input=input)
+    if args and args[0] in ("plan", "show") and "--json" in args and result.returncode in (0, 2) and \
+            "--affected" not in args:
+        from tests.terraform_plan import check
+
+        check(json.loads(result.stdout))
+    return result
 
 
 def venv_bin(name: str) -> str:

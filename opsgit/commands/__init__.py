@@ -10,7 +10,7 @@ from functools import cache
 from opsgit.commands.base import Command
 
 # In the order `opsgit --help` lists them.
-MODULES = ("render", "validate", "agent", "plan", "apply", "drift", "state", "affected", "unlock", "history",
+MODULES = ("render", "validate", "agent", "plan", "show", "apply", "drift", "state", "affected", "unlock", "history",
            "providers", "image", "images", "verify", "init", "template", "exec", "kv", "lock")
 
 

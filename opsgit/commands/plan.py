@@ -129,5 +129,5 @@ COMMANDS = (Command(
             metavar="true|false"),
         Arg("--detailed-exitcode", "exit 2 when there are changes", kind="bool"),
         PARALLELISM,
-        Arg("--json", "print the plan as JSON (terraform show -json shape)", kind="bool"),
+        Arg("--json", "print the plan in Terraform's JSON plan format (terraform show -json)", kind="bool"),
     )),)

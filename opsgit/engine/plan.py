@@ -8,13 +8,16 @@ once the state has moved on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsgit.engine.plan_json import unknown_as_bool
 from opsgit.engine.resolve import (
     UNKNOWN,
     ResolveError,
@@ -29,7 +32,7 @@ from opsgit.errors import UserError
 from opsgit.graph import Graph, Resource, refs
 from opsgit.providers.base import PlanningType, Provider, ProviderError, ResourceType, Stored, describe_error
 
-FORMAT_VERSION = "1.2"
+PLAN_FILE_FORMAT = 2  # a saved plan's own format (the JSON plan is Terraform's: `plan_json`)
 READ_BATCH = 100
 
 CREATE, UPDATE, DELETE, NOOP, READ = ("create",), ("update",), ("delete",), ("no-op",), ("read",)
@@ -48,12 +51,14 @@ class ResourceChange:
     action_reason: str | None = None
     sensitive: frozenset[str] = frozenset()
     dependencies: tuple[str, ...] = ()
+    schema_version: int = 0  # the version of its type's schema (a provider plugin's; 0 for native types)
 
     @property
     def name(self) -> str:
         return self.address.rsplit(".", 1)[-1].split("[", 1)[0]
 
     def to_json(self) -> dict[str, Any]:
+        """The change as a saved plan file keeps it (`plan_json` writes Terraform's shape)."""
         data: dict[str, Any] = {
             "address": self.address, "mode": "managed", "type": self.type, "name": self.name,
             "provider_name": self.provider,
@@ -68,6 +73,8 @@ class ResourceChange:
             data["change"]["replace_paths"] = [[p] for p in self.replace_paths]
         if self.action_reason:
             data["action_reason"] = self.action_reason
+        if self.schema_version:
+            data["schema_version"] = self.schema_version
         return data
 
     @classmethod
@@ -79,7 +86,7 @@ class ResourceChange:
                    action_reason=data.get("action_reason"),
                    sensitive=frozenset(change.get("after_sensitive", {}))
                    | frozenset(change.get("before_sensitive", {})),
-                   dependencies=tuple(data.get("dependencies", ())))
+                   dependencies=tuple(data.get("dependencies", ())), schema_version=int(data.get("schema_version", 0)))
 
 
 def _masked(value: Mapping[str, Any] | None, sensitive: frozenset[str]) -> Mapping[str, Any] | None:
@@ -103,6 +110,12 @@ class Plan:
     base_commit: str | None = None
     head_commit: str | None = None
     targets: tuple[str, ...] = ()
+    prior: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """The state the plan was made from, refreshed: address -> type, provider, values,
+    schema_version, dependencies, sensitive (Terraform's `prior_state`)."""
+    prior_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    variables: Mapping[str, Any] = field(default_factory=dict)  # the environment's, sensitive ones masked
+    timestamp: str = ""  # when it was made, UTC, RFC 3339
 
     @property
     def summary(self) -> tuple[int, int, int]:
@@ -127,25 +140,27 @@ class Plan:
         return f"Plan: {add} to add, {change} to change, {destroy} to destroy."
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION, "opsgit_version": _version(), "env": self.env, "mode": self.mode,
-            "base_commit": self.base_commit, "head_commit": self.head_commit, "input_hash": self.input_hash,
-            "state": {"lineage": self.lineage, "serial": self.serial},
-            "resource_changes": [c.to_json() for c in self.resource_changes if c.actions != NOOP],
-            "resource_drift": [c.to_json() for c in self.resource_drift],
-            "output_changes": self.output_changes,
-            "summary": dict(zip(("add", "change", "destroy"), self.summary, strict=True)),
-            "applyable": self.has_changes, "targets": list(self.targets),
-        }
+        """Terraform's JSON plan representation (`terraform show -json`), as `plan_json` writes it."""
+        from opsgit.engine.plan_json import render
+
+        return render(self)
 
     def to_file(self) -> dict[str, Any]:
-        """The saved plan: the JSON plan plus what apply needs (no-ops, refreshed values, the graph)."""
-        data = self.to_json()
-        data["resource_changes"] = [c.to_json() for c in self.resource_changes]
-        data["refreshed"] = self.refreshed
-        data["graph"] = self.graph.to_json() if self.graph else None
-        data["internal_after"] = {c.address: replace_unknown(c.after, _UNKNOWN_MARK) for c in self.resource_changes}
-        return data
+        """The saved plan: everything apply needs (no-ops, refreshed values, the graph, the
+        planned values with their unknowns) and what `opsgit show --json` renders."""
+        return {
+            "format": PLAN_FILE_FORMAT, "opsgit_version": _version(), "env": self.env, "mode": self.mode,
+            "base_commit": self.base_commit, "head_commit": self.head_commit, "input_hash": self.input_hash,
+            "state": {"lineage": self.lineage, "serial": self.serial},
+            "resource_changes": [c.to_json() for c in self.resource_changes],
+            "resource_drift": [c.to_json() for c in self.resource_drift],
+            "output_changes": self.output_changes, "targets": list(self.targets),
+            "refreshed": self.refreshed,
+            "graph": self.graph.to_json() if self.graph else None,
+            "internal_after": {c.address: replace_unknown(c.after, _UNKNOWN_MARK) for c in self.resource_changes},
+            "prior": self.prior, "prior_outputs": self.prior_outputs, "variables": self.variables,
+            "timestamp": self.timestamp,
+        }
 
     @classmethod
     def from_file(cls, data: Mapping[str, Any]) -> Plan:
@@ -164,7 +179,9 @@ class Plan:
                    output_changes=data.get("output_changes", {}), refreshed=data.get("refreshed", {}),
                    graph=Graph.from_json(data["graph"]) if data.get("graph") else None,
                    base_commit=data.get("base_commit"), head_commit=data.get("head_commit"),
-                   targets=tuple(data.get("targets", ())))
+                   targets=tuple(data.get("targets", ())), prior=data.get("prior", {}),
+                   prior_outputs=data.get("prior_outputs", {}), variables=data.get("variables", {}),
+                   timestamp=str(data.get("timestamp", "")))
 
 
 _UNKNOWN_MARK = {"__opsgit_unknown__": True}
@@ -329,7 +346,25 @@ class Planner:
                     resource_drift=drift,
                     output_changes=outputs,
                     refreshed={a: refreshed.get(a) for a in (c.address for c in drift)},
-                    graph=self.graph, base_commit=base_commit, head_commit=head_commit, targets=tuple(targets))
+                    graph=self.graph, base_commit=base_commit, head_commit=head_commit, targets=tuple(targets),
+                    prior=self._prior_values(current), prior_outputs=dict(self.state.outputs),
+                    timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    def _prior_values(self, current: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """The refreshed state, for the plan's `prior_state`."""
+        prior = {}
+        for address, values in current.items():
+            known = self.state.resources.get(address)
+            if known is None:
+                continue
+            sensitive: frozenset[str] = frozenset()
+            if not refs.is_data(address):
+                with contextlib.suppress(UserError):
+                    sensitive = self.resource_type(known.provider, known.type).schema.sensitive
+            prior[address] = {"type": known.type, "provider": known.provider, "values": values,
+                              "schema_version": known.schema_version or 0,
+                              "dependencies": list(known.dependencies), "sensitive": sorted(sensitive)}
+        return prior
 
     def _plan_in_order(self, current: Mapping[str, Any], wanted: set[str] | None,
                        planned: dict[str, Any]) -> list[ResourceChange]:
@@ -452,9 +487,11 @@ class Planner:
             if resource.lifecycle.get("create_before_destroy"):
                 actions = REPLACE_CBD
         planned[resource.address] = dict(change.after) if change.after is not None else dict(current or {})
+        definition = getattr(kind, "definition", None)  # a plugin type's schema, with its version
         return ResourceChange(resource.address, resource.type, resource.provider, actions,
                               current, planned[resource.address] if actions != NOOP else current,
-                              change.replace_paths, change.reason, kind.schema.sensitive, resource.dependencies)
+                              change.replace_paths, change.reason, kind.schema.sensitive, resource.dependencies,
+                              int(getattr(definition, "version", 0) or 0))
 
     def _deletions(self, current: Mapping[str, Any], wanted: set[str] | None, *, destroying: bool
                    ) -> list[ResourceChange]:
@@ -534,7 +571,7 @@ class Planner:
             if mode == "destroy":
                 action = "delete"
             changes[name] = {"actions": [action], "before": None if sensitive else before,
-                             "after": None if sensitive else known(value), "after_unknown": contains_unknown(value),
+                             "after": None if sensitive else known(value), "after_unknown": unknown_as_bool(value),
                              "sensitive": sensitive}
         for name in self.state.outputs:
             if name not in self.graph.outputs:

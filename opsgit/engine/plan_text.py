@@ -108,7 +108,7 @@ def format_plan(plan: Plan) -> str:
         out += ["", "Changes to Outputs:"]
         for name, output in sorted(moved_outputs.items()):
             symbol = {"create": "+", "update": "~", "delete": "-"}[output["actions"][0]]
-            after = UNKNOWN if output["after_unknown"] else output["after"]
+            after = UNKNOWN if output["after_unknown"] is True else output["after"]
             shown = "(sensitive value)" if output["sensitive"] else show(after)
             out.append(f"  {symbol} {name} = {shown}")
     return "\n".join(out)

@@ -54,12 +54,14 @@ def plan_json(repo: Path, *args: str) -> dict[str, object]:
 
 
 def actions(plan: dict[str, object]) -> dict[str, list[str]]:
-    return {c["address"]: c["change"]["actions"] for c in plan["resource_changes"]}  # type: ignore[attr-defined,index]
+    """The plan's changes (Terraform's format lists unchanged resources too, as no-ops)."""
+    return {c["address"]: c["change"]["actions"] for c in plan["resource_changes"]  # type: ignore[attr-defined,index]
+            if c["change"]["actions"] != ["no-op"]}
 
 
 def test_create_then_nothing_then_replace_on_trigger_change(repo: Path) -> None:
     first = plan_json(repo)
-    assert first["summary"] == {"add": 5, "change": 0, "destroy": 0}
+    assert first["opsgit"]["summary"] == {"add": 5, "change": 0, "destroy": 0}
     created = next(c for c in first["resource_changes"] if c["address"] == "module.app.null_resource.node[1]")  # type: ignore[attr-defined]
     assert created["change"]["after_unknown"] == {"id": True, "triggers": {"base": True}}
     applied = run(repo, "apply", "--env", "t", "--auto-approve")
@@ -86,7 +88,7 @@ def test_target_and_destroy(repo: Path) -> None:
     assert sorted(actions(targeted)) == ["module.app.null_resource.base", "module.app.null_resource.node[0]"]
     run(repo, "apply", "--env", "t", "--auto-approve")
     destroy = plan_json(repo, "--destroy")
-    assert destroy["summary"] == {"add": 0, "change": 0, "destroy": 5}
+    assert destroy["opsgit"]["summary"] == {"add": 0, "change": 0, "destroy": 5}
     assert run(repo, "apply", "--env", "t", "build/plans/t.plan.json").returncode == 0
     assert json.loads((repo / ".opsgit/state/t.json").read_text())["resources"] == []
     assert not (repo / "t-app.conf").exists()
