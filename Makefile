@@ -6,9 +6,21 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: demo demo-cloud demo-down test lint typecheck unit test-slow test-faults bench packer strace venv clean
+.PHONY: demo demo-cloud demo-down test lint typecheck unit test-slow test-faults bench packer strace venv checkov clean
 
 venv: $(STAMP)
+
+# checkov, for the policy checks on every plan (opsgit's `policy` extra), in a virtual environment
+# of its own: it pins dependencies (packaging<24) that the test tools cannot share.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell grep -o 'checkov==[0-9.]*' pyproject.toml)
+export OPSGIT_CHECKOV := $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
+checkov: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): pyproject.toml
+	@[ -x $(CHECKOV_VENV)/bin/python ] || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "$$(grep -o 'checkov==[0-9.]*' pyproject.toml)"
+	@rm -f $(CHECKOV_VENV)/.installed-*; touch $@
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "installing python3-venv"; \
@@ -32,7 +44,7 @@ strace:
 DEV_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev \
 	AWS_DEFAULT_REGION=us-east-1 CONSUL_HTTP_ADDR=127.0.0.1:8500
 
-demo: venv packer
+demo: venv packer checkov
 	$(BIN)/opsgit validate
 	$(BIN)/opsgit render --env dev
 	$(BIN)/python scripts/devservices.py up
@@ -46,7 +58,7 @@ demo: venv packer
 # The provider example: environments/cloud, applied by the real hashicorp/aws provider (a
 # Terraform filesystem mirror holds it: TF_PLUGINS, default /opt/tf-plugins) against moto_server.
 TF_PLUGINS ?= /opt/tf-plugins
-demo-cloud: venv
+demo-cloud: venv checkov
 	@TF_PLUGIN_CACHE_DIR=$(TF_PLUGINS) $(BIN)/python -c "from pathlib import Path; from opsgit.plugin import discovery; \
 	  discovery.find(discovery.parse_source('hashicorp/aws'), '5.100.0', Path('.'))" 2>/dev/null || { \
 	  echo "hashicorp/aws 5.100.0 is not in $(TF_PLUGINS) or Terraform's mirrors. Unpack its release zip into"; \
@@ -67,12 +79,12 @@ typecheck: venv
 # Two workers (CI has two cores): most tests wait on processes they started, so the suite's wall
 # time nearly halves. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
-unit: venv packer strace
+unit: venv packer strace checkov
 	$(BIN)/pytest -q -m "not slow" -n $(PYTEST_WORKERS)
 
 test: lint typecheck unit
 
-test-slow: venv packer strace
+test-slow: venv packer strace checkov
 	$(BIN)/pytest -q -m slow -n $(PYTEST_WORKERS)
 
 # The fault suite with many trials each; its figures go to docs/reliability.md.

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsgit.errors import ConfigError
+from opsgit.policy import PolicySettings, parse_settings
 
-KNOWN_SETTINGS = ("org", "status_context_prefix", "default_base", "build_dir", "plugin_dirs")
+KNOWN_SETTINGS = ("org", "status_context_prefix", "default_base", "build_dir", "plugin_dirs", "policy")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Settings:
     build_dir: Path = Path("build")
     plugin_dirs: tuple[Path, ...] = ()
     """Filesystem mirrors of Terraform providers to look in first (Terraform's layout)."""
+    policy: PolicySettings | None = None
+    """`[tool.opsgit.policy]`: the checks a plan must pass (`opsgit.policy`)."""
 
     @property
     def build_path(self) -> Path:
@@ -68,6 +71,8 @@ def load_settings(root: Path) -> Settings:
                 file="pyproject.toml",
                 hint=f"known settings: {', '.join(KNOWN_SETTINGS)}",
             )
+        if key == "policy":
+            continue  # checked by parse_settings
         if key == "plugin_dirs":
             if not isinstance(table[key], list) or not all(isinstance(d, str) for d in table[key]):
                 raise ConfigError("[tool.opsgit] plugin_dirs must be a list of directories", file="pyproject.toml",
@@ -88,6 +93,7 @@ def load_settings(root: Path) -> Settings:
         default_base=table.get("default_base", "origin/main"),
         build_dir=Path(os.environ.get("OPSGIT_BUILD_DIR") or build_dir),
         plugin_dirs=tuple(Path(d) if Path(d).is_absolute() else root / d for d in table.get("plugin_dirs", [])),
+        policy=parse_settings(table["policy"]) if "policy" in table else None,
     )
 
 

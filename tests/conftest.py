@@ -12,7 +12,7 @@ from typing import IO, Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_PARTS = ("environments", "roles", "modules", "templates", "pyproject.toml", "tasks.py")
+EXAMPLE_PARTS = ("environments", "roles", "modules", "templates", "policies", "pyproject.toml", "tasks.py")
 BROKEN = REPO_ROOT / "tests" / "fixtures" / "broken"
 
 
@@ -45,8 +45,13 @@ OPSGIT = (sys.executable, "-m", "opsgit")
 
 
 def opsgit_environment(env: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`env` as given (default: this process's, without OPSGIT_ settings), with `extra` on top."""
+    """`env` as given (default: this process's, without OPSGIT_ settings), with `extra` on top.
+    Policy checks (checkov, seconds a plan) are off unless a test turns them on
+    (`OPSGIT_POLICY=auto` or `--policy true`: tests/test_policy.py); where checkov is stays known."""
     base = dict(env) if env is not None else {k: v for k, v in os.environ.items() if not k.startswith("OPSGIT_")}
+    base.setdefault("OPSGIT_POLICY", "false")
+    if "OPSGIT_CHECKOV" in os.environ:
+        base.setdefault("OPSGIT_CHECKOV", os.environ["OPSGIT_CHECKOV"])
     return {**base, **(extra or {})}
 
 

@@ -7,10 +7,10 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opsgit.commands.base import Arg, Command
-from opsgit.commands.plan import PARALLELISM
+from opsgit.commands.plan import PARALLELISM, POLICY
 
 if TYPE_CHECKING:
     from opsgit.engine.plan import Plan
@@ -22,14 +22,16 @@ LOCK_TIMEOUT = Arg("--lock-timeout", "wait this long for the run lock, e.g. 10m 
 
 
 def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False, parallelism: int = 10,
-          lock_timeout: float = 0.0) -> int:
+          lock_timeout: float = 0.0, override_policy: str | None = None, policy: str = "auto") -> int:
     from opsgit import output
+    from opsgit.commands.plan import check_policy, refuse_failed_policy
     from opsgit.engine.apply import StalePlan
     from opsgit.engine.plan import input_hash
     from opsgit.engine.plan_text import format_plan
     from opsgit.engine.planfile import read_plan
     from opsgit.errors import UserError
     from opsgit.locks import hold
+    from opsgit.policy import PolicyResult, format_result
     from opsgit.workspace import open_workspace
 
     workspace = open_workspace(env)
@@ -43,15 +45,18 @@ def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False
                 raise StalePlan("the configuration changed since the plan was made",
                                 hint=f"run `opsgit plan --env {env}` again")
         else:
-            chosen = workspace.plan(parallelism=parallelism)
+            chosen = check_policy(workspace, workspace.plan(parallelism=parallelism), policy)
             output.say(format_plan(chosen))
+            if chosen.policy is not None:
+                output.say("\n" + format_result(PolicyResult.from_json(chosen.policy)))
             if not chosen.has_changes:
                 return 0
             if not auto_approve and not _approved(env, workspace):
                 output.say("Apply cancelled.")
                 return 1
+        refuse_failed_policy(chosen, "apply", override_policy)
         held.check()
-        return _run(workspace, chosen, parallelism, held)
+        return _run(workspace, chosen, parallelism, held, override_policy)
 
 
 def _approved(env: str, workspace: Workspace) -> bool:
@@ -67,7 +72,7 @@ def _approved(env: str, workspace: Workspace) -> bool:
     return answer.strip() == "yes"
 
 
-def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held) -> int:
+def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, override_policy: str | None = None) -> int:
     from opsgit import output
     from opsgit.engine.apply import Applier
     from opsgit.engine.plan_text import show
@@ -89,7 +94,7 @@ def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held) -> int:
     history.record(workspace.history, workspace.root, workspace.env, kind="apply",
                    summary=result.summary_line() if result.ok else "; ".join(problems)[:300],
                    result="applied" if result.ok else "failed", duration=time.monotonic() - started,
-                   plan_document=plan.to_json(), log="\n".join(lines))
+                   plan_document=plan.to_json(), log="\n".join(lines), extra=_override(plan, override_policy))
     if not result.ok:
         output.say("")
         for error in result.errors:
@@ -110,9 +115,19 @@ def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held) -> int:
     return 0
 
 
+def _override(plan: Plan, reason: str | None) -> dict[str, Any]:
+    """What the run history keeps of an apply past failed policy checks: which, and why."""
+    from opsgit.policy import PolicyResult
+
+    if not reason or plan.policy is None or PolicyResult.from_json(plan.policy).ok:
+        return {}
+    failed = sorted({f.check_id for f in PolicyResult.from_json(plan.policy).failed})
+    return {"policy_override": {"reason": reason, "failed_checks": failed}}
+
+
 def _run_command(args: argparse.Namespace) -> int:
     return apply(args.env, args.plan_file, auto_approve=args.auto_approve, parallelism=args.parallelism,
-                 lock_timeout=args.lock_timeout)
+                 lock_timeout=args.lock_timeout, override_policy=args.override_policy, policy=args.policy)
 
 
 COMMANDS = (Command(
@@ -123,4 +138,7 @@ COMMANDS = (Command(
         Arg("--auto-approve", "apply without asking (when no PLANFILE is given)", kind="bool"),
         PARALLELISM,
         LOCK_TIMEOUT,
+        Arg("--override-policy", "apply although the plan failed its policy checks; the reason is recorded in the "
+            "run history", metavar="REASON"),
+        POLICY,
     )),)

@@ -20,9 +20,13 @@ PARALLELISM = Arg("--parallelism", "how many resources to read or change at once
                   default=10, metavar="N")
 
 
+POLICY = Arg("--policy", "run the policy checks (default: OPSGIT_POLICY, else when the repository has policies/ "
+             "or [tool.opsgit.policy])", default="auto", choices=("auto", "true", "false"), metavar="auto|true|false")
+
+
 def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targets: Sequence[str] = (),
          destroy: bool = False, detailed_exitcode: bool = False, as_json: bool = False, parallelism: int = 10,
-         refresh: bool = True, status: bool = False) -> int:
+         refresh: bool = True, status: bool = False, policy: str = "auto") -> int:
     from opsgit import output
     from opsgit.engine.plan_text import format_plan
     from opsgit.engine.planfile import save_plan
@@ -38,20 +42,77 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
         _tell_holder(workspace)
         result = workspace.plan(mode=mode, targets=targets, parallelism=parallelism, refresh=refresh)
         plans.append(result)
+    with _status(workspace, "policy", plans) if status and policy_wanted(workspace, policy, mode) else \
+            contextlib.nullcontext(plans):
+        result = check_policy(workspace, result, policy)
+        plans.append(result)
     path = out or workspace.plan_path
     save_plan(result, path)
+    text = format_plan(result)
+    verdict = _policy_verdict(result)
     history.record(workspace.history, workspace.root, env, kind="plan", summary=result.summary_line(),
                    result="changes" if result.has_changes else "no-op", duration=time.monotonic() - started,
-                   plan_document=result.to_json(), log=format_plan(result))
+                   plan_document=result.to_json(), log=text + (f"\n\n{verdict}" if verdict else ""))
     if as_json:
         output.emit_json(result.to_json())
     else:
-        output.say(format_plan(result))
+        output.say(text)
+        if verdict:
+            output.say(f"\n{verdict}")
         shown = path.relative_to(workspace.root) if path.is_relative_to(workspace.root) else path
         if result.has_changes:
             output.say(f"\nSaved the plan to: {shown}\nTo perform exactly these actions, run: "
                        f"opsgit apply --env {env} {shown}")
+    refuse_failed_policy(result, "plan")
     return EXIT_CHANGES if detailed_exitcode and result.has_changes else 0
+
+
+def policy_wanted(workspace: Workspace, policy: str, mode: str = "normal") -> bool:
+    import os
+
+    from opsgit.policy import enabled
+
+    if policy == "auto":
+        policy = os.environ.get("OPSGIT_POLICY", "auto")
+    if policy == "false" or mode == "refresh-only":
+        return False
+    return policy == "true" or enabled(workspace.root, workspace.settings.policy)
+
+
+def check_policy(workspace: Workspace, result: Plan, policy: str) -> Plan:
+    """The plan with its policy checks' result, when policy checks are on."""
+    from dataclasses import replace
+
+    from opsgit.policy import PolicySettings, check
+
+    if not policy_wanted(workspace, policy, result.mode):
+        return result
+    outcome = check(result, workspace.root, workspace.settings.policy or PolicySettings(),
+                    workspace.environment.policy_skips)
+    return replace(result, policy=outcome.to_json())
+
+
+def _policy_verdict(result: Plan) -> str:
+    from opsgit.policy import PolicyResult, format_result
+
+    return format_result(PolicyResult.from_json(result.policy)) if result.policy is not None else ""
+
+
+def refuse_failed_policy(result: Plan, stage: str, override: str | None = None) -> None:
+    """A plan whose policy checks failed stops here (exit 1), unless an apply was given a reason."""
+    from opsgit.errors import UserError
+    from opsgit.policy import PolicyResult
+
+    if result.policy is None:
+        return
+    outcome = PolicyResult.from_json(result.policy)
+    if outcome.ok or override:
+        return
+    failed = ", ".join(f"{f.check_id} on {f.address}" for f in outcome.failed[:3])
+    more = f" and {len(outcome.failed) - 3} more" if len(outcome.failed) > 3 else ""
+    raise UserError(f"the plan of {result.env} failed its policy checks: {failed}{more}",
+                    hint="fix them, or skip a check in env.yaml with a reason" if stage == "plan" else
+                    'apply it anyway with --override-policy "why", which the run history records')
 
 
 def _tell_holder(workspace: Workspace) -> None:
@@ -79,15 +140,21 @@ class _status:
 
         self.poster = StatusPoster(target_from_environment(workspace.root))
         self.context = context_name(workspace.settings.status_context_prefix, stage, workspace.env)
+        self.stage = stage
         self.plans = plans  # the plan made inside the block, for the success status
 
     def __enter__(self) -> None:
-        self.poster.post(self.context, "pending", "Planning…")
+        self.poster.post(self.context, "pending", "Checking policies…" if self.stage == "policy" else "Planning…")
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         from opsgit.errors import UserError
 
-        if error is None:
+        if error is None and self.stage == "policy":
+            from opsgit.policy import PolicyResult
+
+            outcome = PolicyResult.from_json(self.plans[-1].policy or {})
+            self.poster.post(self.context, "success" if outcome.ok else "failure", outcome.summary())
+        elif error is None:
             add, change, destroy = self.plans[-1].summary
             self.poster.post(self.context, "success",
                              f"Plan: {add} to add, {change} to change, {destroy} to destroy.")
@@ -104,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         return plan_affected(args.base, status=args.status, detailed_exitcode=args.detailed_exitcode)
     return plan(args.env, out=args.out, refresh_only=args.refresh_only, targets=args.target, destroy=args.destroy,
                 detailed_exitcode=args.detailed_exitcode, as_json=args.json, parallelism=args.parallelism,
-                refresh=args.refresh == "true", status=args.status)
+                refresh=args.refresh == "true", status=args.status, policy=args.policy)
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -130,4 +197,5 @@ COMMANDS = (Command(
         Arg("--detailed-exitcode", "exit 2 when there are changes", kind="bool"),
         PARALLELISM,
         Arg("--json", "print the plan in Terraform's JSON plan format (terraform show -json)", kind="bool"),
+        POLICY,
     )),)

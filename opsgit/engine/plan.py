@@ -52,6 +52,7 @@ class ResourceChange:
     sensitive: frozenset[str] = frozenset()
     dependencies: tuple[str, ...] = ()
     schema_version: int = 0  # the version of its type's schema (a provider plugin's; 0 for native types)
+    unknown_shapes: Mapping[str, str] = field(default_factory=dict)  # see PlannedChange
 
     @property
     def name(self) -> str:
@@ -75,6 +76,8 @@ class ResourceChange:
             data["action_reason"] = self.action_reason
         if self.schema_version:
             data["schema_version"] = self.schema_version
+        if self.unknown_shapes:
+            data["unknown_shapes"] = dict(self.unknown_shapes)
         return data
 
     @classmethod
@@ -86,7 +89,8 @@ class ResourceChange:
                    action_reason=data.get("action_reason"),
                    sensitive=frozenset(change.get("after_sensitive", {}))
                    | frozenset(change.get("before_sensitive", {})),
-                   dependencies=tuple(data.get("dependencies", ())), schema_version=int(data.get("schema_version", 0)))
+                   dependencies=tuple(data.get("dependencies", ())), schema_version=int(data.get("schema_version", 0)),
+                   unknown_shapes=data.get("unknown_shapes", {}))
 
 
 def _masked(value: Mapping[str, Any] | None, sensitive: frozenset[str]) -> Mapping[str, Any] | None:
@@ -116,6 +120,7 @@ class Plan:
     prior_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     variables: Mapping[str, Any] = field(default_factory=dict)  # the environment's, sensitive ones masked
     timestamp: str = ""  # when it was made, UTC, RFC 3339
+    policy: Mapping[str, Any] | None = None  # the policy checks' result (`opsgit.policy.PolicyResult`), if run
 
     @property
     def summary(self) -> tuple[int, int, int]:
@@ -159,7 +164,7 @@ class Plan:
             "graph": self.graph.to_json() if self.graph else None,
             "internal_after": {c.address: replace_unknown(c.after, _UNKNOWN_MARK) for c in self.resource_changes},
             "prior": self.prior, "prior_outputs": self.prior_outputs, "variables": self.variables,
-            "timestamp": self.timestamp,
+            "timestamp": self.timestamp, "policy": self.policy,
         }
 
     @classmethod
@@ -171,7 +176,7 @@ class Plan:
             changes.append(ResourceChange(change.address, change.type, change.provider, change.actions,
                                           change.before, _decode_unknown(afters.get(change.address)),
                                           change.replace_paths, change.action_reason, change.sensitive,
-                                          change.dependencies))
+                                          change.dependencies, change.schema_version, change.unknown_shapes))
         return cls(env=data["env"], mode=data["mode"], lineage=data["state"]["lineage"],
                    serial=int(data["state"]["serial"]), input_hash=data["input_hash"],
                    resource_changes=tuple(changes),
@@ -181,7 +186,7 @@ class Plan:
                    base_commit=data.get("base_commit"), head_commit=data.get("head_commit"),
                    targets=tuple(data.get("targets", ())), prior=data.get("prior", {}),
                    prior_outputs=data.get("prior_outputs", {}), variables=data.get("variables", {}),
-                   timestamp=str(data.get("timestamp", "")))
+                   timestamp=str(data.get("timestamp", "")), policy=data.get("policy"))
 
 
 _UNKNOWN_MARK = {"__opsgit_unknown__": True}
@@ -491,7 +496,7 @@ class Planner:
         return ResourceChange(resource.address, resource.type, resource.provider, actions,
                               current, planned[resource.address] if actions != NOOP else current,
                               change.replace_paths, change.reason, kind.schema.sensitive, resource.dependencies,
-                              int(getattr(definition, "version", 0) or 0))
+                              int(getattr(definition, "version", 0) or 0), change.unknown_shapes)
 
     def _deletions(self, current: Mapping[str, Any], wanted: set[str] | None, *, destroying: bool
                    ) -> list[ResourceChange]:

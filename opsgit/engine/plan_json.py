@@ -86,12 +86,16 @@ def unknown_as_bool(value: Any) -> Any:
     return False
 
 
-def sensitive_as_bool(value: Any, sensitive: Iterable[str] = ()) -> Any:
+def sensitive_as_bool(value: Any, sensitive: Iterable[str] = (), shapes: Mapping[str, str] | None = None) -> Any:
     """Terraform's before_sensitive / after_sensitive for one resource's values: the attributes
-    named in `sensitive` are true."""
+    named in `sensitive` are true; an unknown collection (its shape in `shapes`) is an empty one."""
     if value is None:
         return False
     marked = set(sensitive)
+    shapes = shapes or {}
+    if isinstance(value, dict):
+        value = {k: ([] if shapes.get(k) == "list" else {}) if v is UNKNOWN and k in shapes else v
+                 for k, v in value.items() if v is not UNKNOWN or k in shapes}
 
     def walk(item: Any) -> Any:
         if isinstance(item, dict):
@@ -147,8 +151,8 @@ def render(plan: Plan) -> dict[str, Any]:
             "targets": list(plan.targets),
         },
     }
-    if plan.mode == "refresh-only":
-        document["opsgit"]["refresh_only"] = True
+    if plan.policy is not None:
+        document["opsgit"]["policy"] = plan.policy
     return document
 
 
@@ -168,7 +172,7 @@ def _change(change: ResourceChange, providers: Mapping[str, Mapping[str, Any]]) 
         "after": _masked(omit_unknowns(after), change.sensitive),
         "after_unknown": unknown_as_bool(after) if after is not None else {},
         "before_sensitive": sensitive_as_bool(change.before, change.sensitive),
-        "after_sensitive": sensitive_as_bool(omit_unknowns(after), change.sensitive),
+        "after_sensitive": sensitive_as_bool(after, change.sensitive, change.unknown_shapes),
     }
     if change.replace_paths:
         body["replace_paths"] = [p.split(".") for p in change.replace_paths]

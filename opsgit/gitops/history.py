@@ -105,9 +105,13 @@ def history_store(state_settings: Mapping[str, Any], root: Path) -> HistoryStore
 
 
 def record(store: HistoryStore, root: Path, env: str, *, kind: str, summary: str, result: str, duration: float,
-           plan_document: Mapping[str, Any] | None = None, log: str = "") -> dict[str, Any]:
-    """One plan or apply, with who ran it, where and on which commit."""
+           plan_document: Mapping[str, Any] | None = None, log: str = "",
+           extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One plan or apply, with who ran it, where and on which commit (`extra`: what else this
+    run must answer for, such as a policy override and its reason)."""
     who = holder_record(kind)
+    if plan_document is not None:  # the same plan made twice hashes the same: its time is not part of it
+        plan_document = {k: v for k, v in plan_document.items() if k != "timestamp"}
     entry = {
         "env": env, "kind": kind, "result": result, "summary": summary,
         "duration_seconds": round(duration, 3), "who": who.get("who"), "host": who.get("host"),
@@ -115,6 +119,7 @@ def record(store: HistoryStore, root: Path, env: str, *, kind: str, summary: str
         "plan_hash": hashlib.sha256(json.dumps(plan_document, sort_keys=True, default=str).encode()).hexdigest()
         if plan_document is not None else None,
         "log": log[-MAX_LOG:],
+        **(extra or {}),
     }
     return append(store, RUNS, env, entry)
 

@@ -233,7 +233,8 @@ class PluginResourceType:
         planned = self.client.plan(self.type_name, self.block, prior_value, proposed, wanted, self._private(prior),
                                    address)
         if prior_value is None:
-            return PlannedChange(CREATE, _storable(planned.state))
+            return PlannedChange(CREATE, _storable(planned.state), unknown_shapes=_unknown_shapes(self.block,
+                                                                                                  planned.state))
         if _equal(prior_value, planned.state):
             return PlannedChange(NOOP, _storable(prior_value))
         forcing = tuple(sorted({_path_text(p) for p in planned.requires_replace
@@ -241,8 +242,10 @@ class PluginResourceType:
         if forcing:
             fresh = self.client.plan(self.type_name, self.block, None, proposed_new(self.block, None, wanted), wanted,
                                      planned.private, address)
-            return PlannedChange(REPLACE, _storable(fresh.state), forcing, "replace_because_cannot_update")
-        return PlannedChange(UPDATE, _storable(planned.state))
+            return PlannedChange(REPLACE, _storable(fresh.state), forcing, "replace_because_cannot_update",
+                                 _unknown_shapes(self.block, fresh.state))
+        return PlannedChange(UPDATE, _storable(planned.state),
+                             unknown_shapes=_unknown_shapes(self.block, planned.state))
 
     # -- apply -----------------------------------------------------------------------------------
 
@@ -448,6 +451,19 @@ def _proposed_nested(nesting: int, merge: Any, old: Any, value: Any) -> Any:
         labelled = old if isinstance(old, dict) else {}
         return {k: merge(labelled.get(k), v) for k, v in (value or {}).items()}
     return [merge(None, item) for item in value or []]
+
+
+def _unknown_shapes(block: Block, value: Any) -> dict[str, str]:
+    """Which top-level attributes left unknown are collections, and of which shape."""
+    if not isinstance(value, dict):
+        return {}
+    members = block.implied_type[1]
+    shapes = {}
+    for name, item in value.items():
+        kind = members.get(name)
+        if isinstance(item, Unknown) and isinstance(kind, tuple):
+            shapes[name] = "list" if kind[0] in ("list", "set", "tuple") else "map"
+    return shapes
 
 
 def _at(value: Any, path: tuple[str | int, ...]) -> Any:

@@ -89,6 +89,9 @@ class PlannedChange(NamedTuple):
     after: Mapping[str, Any] | None
     replace_paths: tuple[str, ...] = ()
     reason: str | None = None
+    # top-level attributes unknown until apply that are collections: "list" (lists, sets,
+    # tuples) or "map" (maps, objects), as Terraform's JSON plan shapes them
+    unknown_shapes: Mapping[str, str] = {}
 
 
 @runtime_checkable

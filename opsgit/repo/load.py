@@ -27,7 +27,7 @@ from opsgit.repo.values import (
 )
 
 ENV_KEYS = ("description", "providers", "state", "lock", "variables", "sensitive", "modules", "roles",
-            "outputs", "images")
+            "outputs", "images", "policy")
 INSTANCE_KEYS = ("source", "inputs")
 MODULE_HEADER_KEYS = ("description", "variables")
 VARIABLE_KEYS = ("type", "default", "description", "sensitive")
@@ -259,6 +259,7 @@ def _load_environment(root: Path, directory: Path, modules: Collection[str],
     if len(set(env_roles)) != len(env_roles):
         raise origin.child("roles").error("a role is listed twice")
     images, images_file = _load_images(root, directory, roles)
+    policy_skips = _policy_skips(data.get("policy"), origin.child("policy"))
     return Environment(
         name=name, file=origin.file, description=str(data.get("description", "")),
         providers=providers, state=state, lock=lock, variables=variables, sensitive_variables=sensitive,
@@ -266,8 +267,21 @@ def _load_environment(root: Path, directory: Path, modules: Collection[str],
         outputs=expect_mapping(data.get("outputs"), origin.child("outputs"), "outputs"),
         images=images, images_file=images_file,
         image_settings=_image_settings(data.get("images"), origin.child("images")),
-        origin=origin,
+        origin=origin, policy_skips=policy_skips,
     )
+
+
+def _policy_skips(value: Any, origin: Origin) -> dict[str, str]:
+    """`policy: {skip: {CKV_AWS_24: "why"}}`: checks this environment does not run, each with
+    its written reason (a skip without one is refused)."""
+    policy = expect_mapping(value, origin, "policy")
+    check_keys(policy, origin, ("skip",))
+    skips = expect_mapping(policy.get("skip"), origin.child("skip"), "policy skip")
+    for check_id, reason in skips.items():
+        if not isinstance(reason, str) or not reason.strip():
+            raise origin.child("skip", check_id).error(
+                f"skipping {check_id} needs a written reason", f'{check_id}: "why this environment may skip it"')
+    return {str(k): str(v) for k, v in skips.items()}
 
 
 def _image_settings(value: Any, origin: Origin) -> dict[str, Any]:

@@ -89,6 +89,7 @@ class Environment:
     images_file: str | None
     image_settings: Mapping[str, Any]
     origin: Origin
+    policy_skips: Mapping[str, str] = field(default_factory=dict)  # check id -> why this environment skips it
 
 
 @dataclass(frozen=True)

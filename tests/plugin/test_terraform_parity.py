@@ -94,3 +94,7 @@ def test_opsgit_plans_the_values_terraform_plans(tmp_path: Path, moto) -> None: 
         known_theirs = {k: v for k, v in change["after"].items() if k not in unknown_theirs}  # type: ignore[union-attr]
         known_ours = {k: v for k, v in ours[address]["after"].items() if k not in unknown_ours}  # type: ignore[union-attr]
         assert known_ours == known_theirs, address
+        # the same format, to the nesting: what is unknown and what is sensitive, leaf by leaf
+        assert ours[address]["after_unknown"] == change["after_unknown"], address
+        assert ours[address]["after_sensitive"] == change["after_sensitive"], address
+        assert ours[address]["before_sensitive"] == change["before_sensitive"], address

@@ -1,0 +1,220 @@
+"""Policy checks on a plan: checkov runs on the plan in Terraform's JSON format, with the
+repository's own checks from `policies/`, and the plan passes or fails on the checks it enforces.
+
+Settings (`[tool.opsgit.policy]` in pyproject.toml; checks are on when it or `policies/` exists):
+    enforce = ["CKV_AWS_24", "CKV_OPSGIT_1"]   # failures that fail the plan (default: every one)
+    skip = ["CKV_AWS_144"]                      # checks not run at all
+    checks_dir = "policies"                     # the repository's custom checks (Python or YAML)
+    checkov = "/opt/checkov/bin/checkov"        # the binary (default: OPSGIT_CHECKOV, beside opsgit, PATH)
+An environment skips a check with a written reason, in env.yaml:
+    policy: {skip: {CKV_AWS_24: "dev is reachable only from the office VPN"}}
+
+checkov is an optional extra (`pip install opsgit[policy]`) run as a process, so it is never
+imported by opsgit and its own dependencies stay out of opsgit's; it is told not to reach the
+network (no guideline download).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsgit.errors import ConfigError, UserError
+
+if TYPE_CHECKING:
+    from opsgit.engine.plan import Plan
+
+POLICY_KEYS = ("enforce", "skip", "checks_dir", "checkov")
+CHECKOV_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    enforce: tuple[str, ...] | None = None  # None: every failed check fails the plan
+    skip: tuple[str, ...] = ()
+    checks_dir: str = "policies"
+    checkov: str = ""
+
+
+def parse_settings(table: Any) -> PolicySettings:
+    """`[tool.opsgit.policy]`, checked."""
+    if not isinstance(table, dict):
+        raise ConfigError("[tool.opsgit] policy must be a table", file="pyproject.toml",
+                          hint='[tool.opsgit.policy]\nenforce = ["CKV_AWS_24"]')
+    for key in table:
+        if key not in POLICY_KEYS:
+            raise ConfigError(f"unknown setting [tool.opsgit.policy] {key!r}", file="pyproject.toml",
+                              hint=f"known settings: {', '.join(POLICY_KEYS)}")
+    for key in ("enforce", "skip"):
+        if key in table and (not isinstance(table[key], list) or not all(isinstance(c, str) for c in table[key])):
+            raise ConfigError(f"[tool.opsgit.policy] {key} must be a list of check ids", file="pyproject.toml",
+                              hint=f'{key} = ["CKV_AWS_24"]')
+    for key in ("checks_dir", "checkov"):
+        if key in table and not isinstance(table[key], str):
+            raise ConfigError(f"[tool.opsgit.policy] {key} must be a string", file="pyproject.toml")
+    enforce = table.get("enforce")
+    return PolicySettings(enforce=tuple(enforce) if enforce is not None else None, skip=tuple(table.get("skip", [])),
+                          checks_dir=table.get("checks_dir", "policies"), checkov=table.get("checkov", ""))
+
+
+@dataclass(frozen=True)
+class Finding:
+    check_id: str
+    name: str
+    address: str
+    declared_at: str   # the module file:line that declares the resource
+    guideline: str
+    enforced: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check_id": self.check_id, "name": self.name, "address": self.address,
+                "declared_at": self.declared_at, "guideline": self.guideline, "enforced": self.enforced}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Finding:
+        return cls(str(data["check_id"]), str(data.get("name", "")), str(data["address"]),
+                   str(data.get("declared_at", "")), str(data.get("guideline", "")), bool(data.get("enforced")))
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    checkov_version: str
+    resources: int
+    passed: int
+    findings: tuple[Finding, ...] = ()
+    skipped: Mapping[str, str] = field(default_factory=dict)  # check id -> why
+
+    @property
+    def failed(self) -> tuple[Finding, ...]:
+        """The failures that fail the plan."""
+        return tuple(f for f in self.findings if f.enforced)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        if self.ok:
+            return (f"Policy: {self.passed} passed, 0 failed"
+                    + (f", {len(self.findings)} reported, not enforced" if self.findings else "") + ".")
+        ids = ", ".join(sorted({f.check_id for f in self.failed}))
+        return f"Policy: {len(self.failed)} check{'s' if len(self.failed) != 1 else ''} failed ({ids})."
+
+    def to_json(self) -> dict[str, Any]:
+        return {"checkov_version": self.checkov_version, "resources": self.resources, "passed": self.passed,
+                "ok": self.ok, "findings": [f.to_json() for f in self.findings], "skipped": dict(self.skipped)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PolicyResult:
+        return cls(str(data.get("checkov_version", "")), int(data.get("resources", 0)), int(data.get("passed", 0)),
+                   tuple(Finding.from_json(f) for f in data.get("findings", [])), dict(data.get("skipped", {})))
+
+
+def enabled(root: Path, settings: PolicySettings | None) -> bool:
+    return settings is not None or (root / "policies").is_dir()
+
+
+def checkov_binary(settings: PolicySettings) -> str:
+    """The checkov to run: the setting, OPSGIT_CHECKOV, the one installed beside opsgit, PATH."""
+    for candidate in (settings.checkov, os.environ.get("OPSGIT_CHECKOV", ""),
+                      str(Path(sys.executable).parent / "checkov"), shutil.which("checkov") or ""):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise UserError("checkov is not installed, and this repository has policy checks (policies/ or "
+                    "[tool.opsgit.policy])",
+                    hint="pip install 'opsgit[policy]' (or set OPSGIT_CHECKOV to a checkov binary); "
+                         "`opsgit plan --policy false` plans without them")
+
+
+def check(plan: Plan, root: Path, settings: PolicySettings, env_skips: Mapping[str, str]) -> PolicyResult:
+    """Run checkov on `plan`, judge what it found."""
+    from opsgit.secrets import redact_data
+
+    binary = checkov_binary(settings)
+    skipped = {check_id: "skipped in [tool.opsgit.policy]" for check_id in settings.skip}
+    skipped.update(env_skips)
+    checks_dir = root / settings.checks_dir
+    with tempfile.TemporaryDirectory(prefix="opsgit-policy-") as scratch:
+        document = Path(scratch) / f"{plan.env}.plan.json"
+        document.write_text(json.dumps(redact_data(plan.to_json())))
+        command = [binary, "-f", str(document), "--framework", "terraform_plan", "-o", "json", "--skip-download",
+                   "--compact"]
+        if checks_dir.is_dir():
+            command += ["--external-checks-dir", str(checks_dir)]
+        if skipped:
+            command += ["--skip-check", ",".join(sorted(skipped))]
+        environment = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_NO_OUTPUT_COLOR": "1",
+                       "LOG_LEVEL": "ERROR"}
+        try:
+            ran = subprocess.run(command, capture_output=True, text=True, timeout=CHECKOV_TIMEOUT, env=environment,
+                                 cwd=scratch, check=False)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"checkov took more than {CHECKOV_TIMEOUT:g} s on the plan of {plan.env}") from None
+    report = _report(ran.stdout)
+    if report is None:
+        said = " ".join((ran.stderr or ran.stdout).strip().splitlines()[-1:])[:300]
+        raise UserError(f"checkov did not check the plan of {plan.env} (exit {ran.returncode}): {said}",
+                        hint="run the same checkov by hand on `opsgit plan --json` to see why")
+    return _judge(report, plan, settings, skipped)
+
+
+def _report(stdout: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return None
+    if isinstance(data, list):  # one report per framework; we ask for one
+        data = next((d for d in data if d.get("check_type") == "terraform_plan"), data[0] if data else None)
+    if isinstance(data, dict) and "summary" in data and "results" not in data:
+        data = {**data, "results": {"passed_checks": [], "failed_checks": []}}  # a plan with nothing to check
+    return data if isinstance(data, dict) and "summary" in data else None
+
+
+def _judge(report: Mapping[str, Any], plan: Plan, settings: PolicySettings,
+           skipped: Mapping[str, str]) -> PolicyResult:
+    summary = report.get("summary", {})
+    results = report.get("results", {})
+    graph = plan.graph
+    findings = []
+    for failed in results.get("failed_checks", []):
+        address = str(failed.get("resource", ""))
+        declared = graph.resources[address].source if graph is not None and address in graph.resources else ""
+        check_id = str(failed.get("check_id", ""))
+        enforced = settings.enforce is None or check_id in settings.enforce
+        findings.append(Finding(check_id, str(failed.get("check_name", "")), address, declared,
+                                str(failed.get("guideline") or ""), enforced))
+    findings.sort(key=lambda f: (not f.enforced, f.check_id, f.address))
+    return PolicyResult(str(summary.get("checkov_version", "")), int(summary.get("resource_count", 0)),
+                        int(summary.get("passed", 0)), tuple(findings), dict(skipped))
+
+
+def format_result(result: PolicyResult) -> str:
+    """The table printed under the plan: every enforced failure, then how many others."""
+    lines = [f"Policy checks (checkov {result.checkov_version or '?'}, {result.resources} resources): "
+             f"{result.passed} passed, {len(result.failed)} failed"
+             + (f", {len(result.findings) - len(result.failed)} reported, not enforced"
+                if len(result.findings) > len(result.failed) else "")
+             + (f", {len(result.skipped)} skipped" if result.skipped else "") + "."]
+    shown = list(result.failed)
+    if shown:
+        widths = [max(len(h), *(len(v) for v in values)) for h, values in (
+            ("CHECK", [f.check_id for f in shown]), ("RESOURCE", [f.address for f in shown]),
+            ("DECLARED AT", [f.declared_at for f in shown]))]
+        lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(("CHECK", "RESOURCE", "DECLARED AT"), widths,
+                                                                   strict=True)) + "  GUIDELINE")
+        for finding in shown:
+            lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(
+                (finding.check_id, finding.address, finding.declared_at), widths, strict=True))
+                + f"  {finding.guideline or finding.name}")
+    for check_id, why in sorted(result.skipped.items()):
+        lines.append(f"  skipped {check_id}: {why}")
+    lines.append(result.summary())
+    return "\n".join(lines)
