@@ -88,7 +88,8 @@ class Workspace:
             from opsgit.repo import load_repo
 
             repo = load_repo(self.root, self.settings, only={self.env})  # other environments' mistakes do not count
-            self.rendered, _ = GraphRenderer(repo, make_environment(self.root)).render(repo.environments[self.env])
+            graph, _ = GraphRenderer(repo, make_environment(self.root)).render(repo.environments[self.env])
+            self.rendered = _provider_shapes(graph)
         return self.rendered
 
     def provider_settings(self) -> Mapping[str, Mapping[str, Any]]:
@@ -167,6 +168,27 @@ class Workspace:
 
         hidden = set(self.environment.sensitive_variables)
         return {name: MASK if name in hidden else value for name, value in self.environment.variables.items()}
+
+
+def _provider_shapes(graph: Graph) -> Graph:
+    """The graph with each native aws attribute in the hashicorp/aws provider's shape: an old
+    form is accepted for one release, with a warning naming its file, line and the new form."""
+    from opsgit import output
+    from opsgit.providers.aws.shapes import RESHAPES, deprecation, reshape_config
+
+    changed = {}
+    for address, resource in graph.resources.items():
+        if resource.type not in RESHAPES or resource.mode != "managed":
+            continue
+        settings = graph.providers.get(resource.provider) or {}
+        if resource.provider != "aws" or ("source" in settings and resource.type not in (settings.get("native") or ())):
+            continue  # a provider plugin's own type already has the provider's shape
+        attributes, old = reshape_config(resource.type, resource.attributes)
+        for reshape in old:
+            output.warn(f"{resource.source}: {deprecation(resource.type, reshape)}")
+        if old:
+            changed[address] = replace(resource, attributes=attributes)
+    return replace(graph, resources={**graph.resources, **changed}) if changed else graph
 
 
 def open_workspace(env: str, root: Path | None = None) -> Workspace:

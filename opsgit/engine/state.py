@@ -45,8 +45,13 @@ class ResourceState:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ResourceState:
         version = data.get("schema_version")
+        attributes = data.get("attributes") or {}
+        if version is None and data["provider"] == "aws":  # opsgit's own aws code wrote it: its old shapes migrate
+            from opsgit.providers.aws.shapes import reshape_stored
+
+            attributes = reshape_stored(str(data["type"]), attributes)
         return cls(address=data["address"], type=data["type"], provider=data["provider"], id=str(data["id"]),
-                   attributes=data.get("attributes") or {}, dependencies=tuple(data.get("dependencies") or ()),
+                   attributes=attributes, dependencies=tuple(data.get("dependencies") or ()),
                    private=str(data.get("private") or ""), schema_version=version if isinstance(version, int) else None)
 
     @property

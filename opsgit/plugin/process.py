@@ -91,14 +91,16 @@ class PluginProcess:
 
     def _drain_stdout(self, lines: queue.Queue[str | None]) -> None:
         assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            lines.put(raw.decode("utf-8", "replace").strip())
+        with self.process.stdout:
+            for raw in self.process.stdout:
+                lines.put(raw.decode("utf-8", "replace").strip())
         lines.put(None)
 
     def _drain_stderr(self) -> None:
         assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            self.stderr_tail.append(raw.decode("utf-8", "replace").rstrip())
+        with self.process.stderr:
+            for raw in self.process.stderr:
+                self.stderr_tail.append(raw.decode("utf-8", "replace").rstrip())
 
     def _handshake(self, lines: queue.Queue[str | None], timeout: float) -> tuple[int, str]:
         deadline = time.monotonic() + timeout

@@ -268,3 +268,34 @@ def test_sigkill_mid_apply_then_apply_leaves_no_duplicates(tmp_path: Path, moto:
 def test_sigkill_at_other_moments_leaves_no_duplicates(tmp_path: Path, moto: MotoProcess, cidr: int, address: str,
                                                        delay: float) -> None:
     _sigkill_trial(tmp_path, moto, cidr, address, delay)
+
+
+def test_every_native_attribute_is_the_providers_own(tmp_path: Path) -> None:
+    """opsgit's native aws types name and shape their attributes as hashicorp/aws does: each is
+    an attribute or block of the provider's schema (but `region`, opsgit's per-resource region,
+    listed in docs/reference.md), and a block of the provider's is a list of objects in the
+    example's configuration."""
+    import tempfile
+
+    from opsgit.plugin.client import ProviderClient
+    from opsgit.plugin.process import PluginProcess
+    from opsgit.providers.aws import make
+    from opsgit.workspace import open_workspace
+    from tests.conftest import copy_example
+
+    assert FOUND is not None
+    process = PluginProcess("aws", FOUND.binary, Path(tempfile.mkdtemp()) / "receipts")
+    try:
+        schema = ProviderClient("aws", process, tmp_path / "cache", discovery.package_hash(FOUND.package)).schema
+        native = make({"region": "us-east-1"})
+        graph = open_workspace("prod", copy_example(tmp_path / "ops")).graph
+        for type_name, kind in native.resource_types.items():
+            block = schema.resource(type_name).block
+            theirs = set(block.attributes) | set(block.blocks)
+            assert set(kind.schema.fields) - theirs <= {"region"}, (type_name, set(kind.schema.fields) - theirs)
+            for resource in (r for r in graph.resources.values() if r.type == type_name):
+                for name in set(resource.attributes) & set(block.blocks):
+                    value = resource.attributes[name]
+                    assert isinstance(value, list) and all(isinstance(v, dict) for v in value), (resource.address, name)
+    finally:
+        process.stop()

@@ -188,7 +188,7 @@ class AutoscalingGroup(AwsType, ReadMany):
     schema = Schema({
         "name": Field(required=True, force_new=True), "launch_configuration": Field(),
         "min_size": Field(required=True), "max_size": Field(required=True), "desired_capacity": Field(),
-        "availability_zones": Field(), "vpc_zone_identifier": Field(), "tags": Field(),
+        "availability_zones": Field(), "vpc_zone_identifier": Field(), "tag": Field(),
         "health_check_type": Field(), "region": Field(force_new=True), "id": Field(computed=True),
         "arn": Field(computed=True),
     })
@@ -202,7 +202,7 @@ class AutoscalingGroup(AwsType, ReadMany):
             "desired_capacity": group["DesiredCapacity"],
             "availability_zones": ordered_like(list(group.get("AvailabilityZones") or []),
                                                 previous.get("availability_zones")),
-            "tags": ordered_like(tags, previous.get("tags")), "id": group["AutoScalingGroupName"],
+            "tag": ordered_like(tags, previous.get("tag")), "id": group["AutoScalingGroupName"],
             "arn": group.get("AutoScalingGroupARN", ""),
         }
         for key, source in (("vpc_zone_identifier", "VPCZoneIdentifier"), ("health_check_type", "HealthCheckType")):
@@ -241,7 +241,7 @@ class AutoscalingGroup(AwsType, ReadMany):
         name = str(config["name"])
         if autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]:
             return name, self.update(name, {}, config)  # adopt what a crashed apply created
-        autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, Tags=self._tags(name, config.get("tags")),
+        autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, Tags=self._tags(name, config.get("tag")),
                                               **self._sizes(config))
         attributes = read_back(self, name, config)
         return name, attributes
@@ -249,13 +249,13 @@ class AutoscalingGroup(AwsType, ReadMany):
     def update(self, resource_id: str, old: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
         autoscaling = self.clients.get("autoscaling", region_of(config))
         autoscaling.update_auto_scaling_group(AutoScalingGroupName=resource_id, **self._sizes(config))
-        if "tags" in config:
-            wanted = {t["key"] for t in config["tags"] or []}
-            stale = [t for t in old.get("tags") or [] if t["key"] not in wanted]
+        if "tag" in config:
+            wanted = {t["key"] for t in config["tag"] or []}
+            stale = [t for t in old.get("tag") or [] if t["key"] not in wanted]
             if stale:
                 autoscaling.delete_tags(Tags=self._tags(resource_id, stale))
-            if config["tags"]:
-                autoscaling.create_or_update_tags(Tags=self._tags(resource_id, config["tags"]))
+            if config["tag"]:
+                autoscaling.create_or_update_tags(Tags=self._tags(resource_id, config["tag"]))
         attributes = read_back(self, resource_id, config)
         return attributes
 

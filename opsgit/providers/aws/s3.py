@@ -31,9 +31,9 @@ class Bucket(AwsType, ReadEach):  # S3 has no call that reads many buckets at on
                 return None
             raise
         data: dict[str, Any] = {"bucket": resource_id, "id": resource_id, "arn": f"arn:aws:s3:::{resource_id}"}
-        if "versioning" in attributes:
+        if "versioning" in attributes:  # the provider's block: versioning { enabled }
             status = s3.get_bucket_versioning(Bucket=resource_id).get("Status")
-            data["versioning"] = status == "Enabled"
+            data["versioning"] = [{"enabled": status == "Enabled"}]
         try:
             tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=resource_id)["TagSet"]}
         except s3.exceptions.ClientError:
@@ -59,8 +59,11 @@ class Bucket(AwsType, ReadEach):  # S3 has no call that reads many buckets at on
     def update(self, resource_id: str, old: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
         s3 = self.clients.get("s3", region_of(config))
         if "versioning" in config:
-            s3.put_bucket_versioning(Bucket=resource_id, VersioningConfiguration={
-                "Status": "Enabled" if config["versioning"] else "Suspended"})
+            blocks = config["versioning"] or []
+            enabled = bool(blocks[0].get("enabled")) if blocks and isinstance(blocks[0], Mapping) else False
+            if enabled or old.get("versioning"):  # a bucket never versioned stays unversioned (not "Suspended")
+                s3.put_bucket_versioning(Bucket=resource_id, VersioningConfiguration={
+                    "Status": "Enabled" if enabled else "Suspended"})
         if config.get("tags"):
             s3.put_bucket_tagging(Bucket=resource_id, Tagging={"TagSet": tags_list(config["tags"])})
         elif "tags" in config and old.get("tags"):
