@@ -9,9 +9,9 @@ Settings (`[tool.opsgit.policy]` in pyproject.toml; checks are on when it or `po
 An environment skips a check with a written reason, in env.yaml:
     policy: {skip: {CKV_AWS_24: "dev is reachable only from the office VPN"}}
 
-checkov is an optional extra (`pip install opsgit[policy]`) run as a process, so it is never
-imported by opsgit and its own dependencies stay out of opsgit's; it is told not to reach the
-network (no guideline download).
+checkov is an optional extra (`pip install opsgit[policy]`) run as a process, in its own
+interpreter (`policy_runner`), so its dependencies stay out of opsgit's; it starts when the plan
+starts, so its imports overlap the plan, and it is told not to reach the network.
 """
 
 from __future__ import annotations
@@ -134,57 +134,79 @@ def checkov_binary(settings: PolicySettings) -> str:
                          "`opsgit plan --policy false` plans without them")
 
 
+def checkov_interpreter(binary: str) -> str:
+    """The Python that `binary` (a pip-installed script) runs with: its shebang's."""
+    with open(binary, "rb") as script:
+        first = script.readline().decode("utf-8", "replace").strip()
+    if first.startswith("#!"):
+        command = first[2:].split()
+        if command and Path(command[0]).name.startswith("python") and Path(command[0]).is_file():
+            return command[0]
+    sibling = Path(binary).with_name("python")
+    if sibling.is_file():
+        return str(sibling)
+    raise UserError(f"{binary} is not a pip-installed checkov (no Python interpreter found in its first line)",
+                    hint="set OPSGIT_CHECKOV to the checkov of a virtual environment")
+
+
+class PolicyRun:
+    """One plan's policy checks: checkov starts (and imports itself, a second or more) when the
+    plan starts; `finish` hands it the plan and judges the answer."""
+
+    def __init__(self, root: Path, settings: PolicySettings, env_skips: Mapping[str, str]) -> None:
+        self.root = root
+        self.settings = settings
+        self.skipped = {check_id: "skipped in [tool.opsgit.policy]" for check_id in settings.skip}
+        self.skipped.update(env_skips)
+        runner = Path(__file__).with_name("policy_runner.py")
+        environment = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "ERROR"}
+        # -I: checkov's interpreter with its own packages only (not opsgit's folder, whose
+        # modules would shadow the standard library's `secrets`, or PYTHONPATH)
+        self.process = subprocess.Popen([checkov_interpreter(checkov_binary(settings)), "-I", str(runner)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env=environment, cwd=tempfile.gettempdir())
+
+    def finish(self, plan: Plan) -> PolicyResult:
+        from opsgit.secrets import redact_data
+
+        with tempfile.TemporaryDirectory(prefix="opsgit-policy-") as scratch:
+            document = Path(scratch) / f"{plan.env}.plan.json"
+            document.write_text(json.dumps(redact_data(plan.to_json())))
+            request = {"plan": str(document), "external_checks_dir": [str(self.root / self.settings.checks_dir)],
+                       "skip_checks": sorted(self.skipped)}
+            try:
+                stdout, stderr = self.process.communicate(json.dumps(request) + "\n", timeout=CHECKOV_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                raise UserError(f"checkov took more than {CHECKOV_TIMEOUT:g} s on the plan of {plan.env}") from None
+        try:
+            report = json.loads(stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            said = " ".join((stderr or stdout).strip().splitlines()[-1:])[:300]
+            raise UserError(f"checkov did not check the plan of {plan.env} (exit {self.process.returncode}): {said}",
+                            hint="run checkov by hand on `opsgit plan --json` to see why") from None
+        return _judge(report, plan, self.settings, self.skipped)
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
 def check(plan: Plan, root: Path, settings: PolicySettings, env_skips: Mapping[str, str]) -> PolicyResult:
     """Run checkov on `plan`, judge what it found."""
-    from opsgit.secrets import redact_data
-
-    binary = checkov_binary(settings)
-    skipped = {check_id: "skipped in [tool.opsgit.policy]" for check_id in settings.skip}
-    skipped.update(env_skips)
-    checks_dir = root / settings.checks_dir
-    with tempfile.TemporaryDirectory(prefix="opsgit-policy-") as scratch:
-        document = Path(scratch) / f"{plan.env}.plan.json"
-        document.write_text(json.dumps(redact_data(plan.to_json())))
-        command = [binary, "-f", str(document), "--framework", "terraform_plan", "-o", "json", "--skip-download",
-                   "--compact"]
-        if checks_dir.is_dir():
-            command += ["--external-checks-dir", str(checks_dir)]
-        if skipped:
-            command += ["--skip-check", ",".join(sorted(skipped))]
-        environment = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_NO_OUTPUT_COLOR": "1",
-                       "LOG_LEVEL": "ERROR"}
-        try:
-            ran = subprocess.run(command, capture_output=True, text=True, timeout=CHECKOV_TIMEOUT, env=environment,
-                                 cwd=scratch, check=False)
-        except subprocess.TimeoutExpired:
-            raise UserError(f"checkov took more than {CHECKOV_TIMEOUT:g} s on the plan of {plan.env}") from None
-    report = _report(ran.stdout)
-    if report is None:
-        said = " ".join((ran.stderr or ran.stdout).strip().splitlines()[-1:])[:300]
-        raise UserError(f"checkov did not check the plan of {plan.env} (exit {ran.returncode}): {said}",
-                        hint="run the same checkov by hand on `opsgit plan --json` to see why")
-    return _judge(report, plan, settings, skipped)
-
-
-def _report(stdout: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(stdout)
-    except ValueError:
-        return None
-    if isinstance(data, list):  # one report per framework; we ask for one
-        data = next((d for d in data if d.get("check_type") == "terraform_plan"), data[0] if data else None)
-    if isinstance(data, dict) and "summary" in data and "results" not in data:
-        data = {**data, "results": {"passed_checks": [], "failed_checks": []}}  # a plan with nothing to check
-    return data if isinstance(data, dict) and "summary" in data else None
+    return PolicyRun(root, settings, env_skips).finish(plan)
 
 
 def _judge(report: Mapping[str, Any], plan: Plan, settings: PolicySettings,
            skipped: Mapping[str, str]) -> PolicyResult:
     summary = report.get("summary", {})
-    results = report.get("results", {})
     graph = plan.graph
     findings = []
-    for failed in results.get("failed_checks", []):
+    for failed in report.get("failed", []):
         address = str(failed.get("resource", ""))
         declared = graph.resources[address].source if graph is not None and address in graph.resources else ""
         check_id = str(failed.get("check_id", ""))

@@ -14,6 +14,7 @@ from opsgit.commands.base import Arg, Command
 
 if TYPE_CHECKING:
     from opsgit.engine.plan import Plan
+    from opsgit.policy import PolicyRun
     from opsgit.workspace import Workspace
 
 PARALLELISM = Arg("--parallelism", "how many resources to read or change at once (default 10)", kind="int",
@@ -38,14 +39,19 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
     mode = "refresh-only" if refresh_only else "destroy" if destroy else "normal"
     started = time.monotonic()
     plans: list[Plan] = []
-    with _status(workspace, "plan", plans) if status else contextlib.nullcontext(plans):
-        _tell_holder(workspace)
-        result = workspace.plan(mode=mode, targets=targets, parallelism=parallelism, refresh=refresh)
-        plans.append(result)
-    with _status(workspace, "policy", plans) if status and policy_wanted(workspace, policy, mode) else \
-            contextlib.nullcontext(plans):
-        result = check_policy(workspace, result, policy)
-        plans.append(result)
+    checking = start_policy(workspace, policy, mode)  # checkov loads itself while the plan is made
+    try:
+        with _status(workspace, "plan", plans) if status else contextlib.nullcontext(plans):
+            _tell_holder(workspace)
+            result = workspace.plan(mode=mode, targets=targets, parallelism=parallelism, refresh=refresh)
+            plans.append(result)
+        with _status(workspace, "policy", plans) if status and checking is not None else \
+                contextlib.nullcontext(plans):
+            result = check_policy(workspace, result, policy, checking)
+            plans.append(result)
+    finally:
+        if checking is not None:
+            checking.cancel()
     path = out or workspace.plan_path
     save_plan(result, path)
     text = format_plan(result)
@@ -79,17 +85,26 @@ def policy_wanted(workspace: Workspace, policy: str, mode: str = "normal") -> bo
     return policy == "true" or enabled(workspace.root, workspace.settings.policy)
 
 
-def check_policy(workspace: Workspace, result: Plan, policy: str) -> Plan:
+def start_policy(workspace: Workspace, policy: str, mode: str = "normal") -> PolicyRun | None:
+    """The policy checks of the plan about to be made, started now (None when they are off)."""
+    from opsgit.policy import PolicyRun, PolicySettings
+
+    if not policy_wanted(workspace, policy, mode):
+        return None
+    return PolicyRun(workspace.root, workspace.settings.policy or PolicySettings(), workspace.environment.policy_skips)
+
+
+def check_policy(workspace: Workspace, result: Plan, policy: str, checking: PolicyRun | None = None) -> Plan:
     """The plan with its policy checks' result, when policy checks are on."""
     from dataclasses import replace
 
-    from opsgit.policy import PolicySettings, check
-
-    if not policy_wanted(workspace, policy, result.mode):
+    run = checking if checking is not None else start_policy(workspace, policy, result.mode)
+    if run is None:
         return result
-    outcome = check(result, workspace.root, workspace.settings.policy or PolicySettings(),
-                    workspace.environment.policy_skips)
-    return replace(result, policy=outcome.to_json())
+    try:
+        return replace(result, policy=run.finish(result).to_json())
+    finally:
+        run.cancel()
 
 
 def _policy_verdict(result: Plan) -> str:
