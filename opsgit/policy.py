@@ -31,6 +31,7 @@ from opsgit.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from opsgit.engine.plan import Plan
+    from opsgit.workspace import Workspace
 
 POLICY_KEYS = ("enforce", "skip", "checks_dir", "checkov")
 CHECKOV_TIMEOUT = 600.0
@@ -240,3 +241,48 @@ def format_result(result: PolicyResult) -> str:
         lines.append(f"  skipped {check_id}: {why}")
     lines.append(result.summary())
     return "\n".join(lines)
+
+
+# -- in the commands: plan, apply, plan --affected ------------------------------------------
+
+def policy_wanted(workspace: Workspace, policy: str, mode: str = "normal") -> bool:
+    """`--policy auto|true|false` (auto: OPSGIT_POLICY, else whether the repository has checks)."""
+    if policy == "auto":
+        policy = os.environ.get("OPSGIT_POLICY", "auto")
+    if policy == "false" or mode == "refresh-only":
+        return False
+    return policy == "true" or enabled(workspace.root, workspace.settings.policy)
+
+
+def start_policy(workspace: Workspace, policy: str, mode: str = "normal") -> PolicyRun | None:
+    """The policy checks of the plan about to be made, started now (None when they are off)."""
+    if not policy_wanted(workspace, policy, mode):
+        return None
+    return PolicyRun(workspace.root, workspace.settings.policy or PolicySettings(), workspace.environment.policy_skips)
+
+
+def check_policy(workspace: Workspace, result: Plan, policy: str, checking: PolicyRun | None = None) -> Plan:
+    """The plan with its policy checks' result, when policy checks are on."""
+    from dataclasses import replace
+
+    run = checking if checking is not None else start_policy(workspace, policy, result.mode)
+    if run is None:
+        return result
+    try:
+        return replace(result, policy=run.finish(result).to_json())
+    finally:
+        run.cancel()
+
+
+def refuse_failed_policy(result: Plan, stage: str, override: str | None = None) -> None:
+    """A plan whose policy checks failed stops here (exit 1), unless an apply was given a reason."""
+    if result.policy is None:
+        return
+    outcome = PolicyResult.from_json(result.policy)
+    if outcome.ok or override:
+        return
+    failed = ", ".join(f"{f.check_id} on {f.address}" for f in outcome.failed[:3])
+    more = f" and {len(outcome.failed) - 3} more" if len(outcome.failed) > 3 else ""
+    raise UserError(f"the plan of {result.env} failed its policy checks: {failed}{more}",
+                    hint="fix them, or skip a check in env.yaml with a reason" if stage == "plan" else
+                    'apply it anyway with --override-policy "why", which the run history records')

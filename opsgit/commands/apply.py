@@ -24,14 +24,13 @@ LOCK_TIMEOUT = Arg("--lock-timeout", "wait this long for the run lock, e.g. 10m 
 def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False, parallelism: int = 10,
           lock_timeout: float = 0.0, override_policy: str | None = None, policy: str = "auto") -> int:
     from opsgit import output
-    from opsgit.commands.plan import check_policy, refuse_failed_policy
     from opsgit.engine.apply import StalePlan
     from opsgit.engine.plan import input_hash
     from opsgit.engine.plan_text import format_plan
     from opsgit.engine.planfile import read_plan
     from opsgit.errors import UserError
     from opsgit.locks import hold
-    from opsgit.policy import PolicyResult, format_result
+    from opsgit.policy import PolicyResult, check_policy, format_result, refuse_failed_policy
     from opsgit.workspace import open_workspace
 
     workspace = open_workspace(env)

@@ -14,7 +14,6 @@ from opsgit.commands.base import Arg, Command
 
 if TYPE_CHECKING:
     from opsgit.engine.plan import Plan
-    from opsgit.policy import PolicyRun
     from opsgit.workspace import Workspace
 
 PARALLELISM = Arg("--parallelism", "how many resources to read or change at once (default 10)", kind="int",
@@ -33,6 +32,7 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
     from opsgit.engine.planfile import save_plan
     from opsgit.error_handler import EXIT_CHANGES
     from opsgit.gitops import history
+    from opsgit.policy import check_policy, refuse_failed_policy, start_policy
     from opsgit.workspace import open_workspace
 
     workspace = open_workspace(env)
@@ -73,61 +73,10 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
     return EXIT_CHANGES if detailed_exitcode and result.has_changes else 0
 
 
-def policy_wanted(workspace: Workspace, policy: str, mode: str = "normal") -> bool:
-    import os
-
-    from opsgit.policy import enabled
-
-    if policy == "auto":
-        policy = os.environ.get("OPSGIT_POLICY", "auto")
-    if policy == "false" or mode == "refresh-only":
-        return False
-    return policy == "true" or enabled(workspace.root, workspace.settings.policy)
-
-
-def start_policy(workspace: Workspace, policy: str, mode: str = "normal") -> PolicyRun | None:
-    """The policy checks of the plan about to be made, started now (None when they are off)."""
-    from opsgit.policy import PolicyRun, PolicySettings
-
-    if not policy_wanted(workspace, policy, mode):
-        return None
-    return PolicyRun(workspace.root, workspace.settings.policy or PolicySettings(), workspace.environment.policy_skips)
-
-
-def check_policy(workspace: Workspace, result: Plan, policy: str, checking: PolicyRun | None = None) -> Plan:
-    """The plan with its policy checks' result, when policy checks are on."""
-    from dataclasses import replace
-
-    run = checking if checking is not None else start_policy(workspace, policy, result.mode)
-    if run is None:
-        return result
-    try:
-        return replace(result, policy=run.finish(result).to_json())
-    finally:
-        run.cancel()
-
-
 def _policy_verdict(result: Plan) -> str:
     from opsgit.policy import PolicyResult, format_result
 
     return format_result(PolicyResult.from_json(result.policy)) if result.policy is not None else ""
-
-
-def refuse_failed_policy(result: Plan, stage: str, override: str | None = None) -> None:
-    """A plan whose policy checks failed stops here (exit 1), unless an apply was given a reason."""
-    from opsgit.errors import UserError
-    from opsgit.policy import PolicyResult
-
-    if result.policy is None:
-        return
-    outcome = PolicyResult.from_json(result.policy)
-    if outcome.ok or override:
-        return
-    failed = ", ".join(f"{f.check_id} on {f.address}" for f in outcome.failed[:3])
-    more = f" and {len(outcome.failed) - 3} more" if len(outcome.failed) > 3 else ""
-    raise UserError(f"the plan of {result.env} failed its policy checks: {failed}{more}",
-                    hint="fix them, or skip a check in env.yaml with a reason" if stage == "plan" else
-                    'apply it anyway with --override-policy "why", which the run history records')
 
 
 def _tell_holder(workspace: Workspace) -> None:

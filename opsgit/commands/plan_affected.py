@@ -20,6 +20,7 @@ from opsgit.errors import UserError
 from opsgit.gitops.affected import Impact, affected
 from opsgit.gitops.diff import export_tree
 from opsgit.gitops.status import StatusPoster, context_name, target_from_environment
+from opsgit.policy import PolicyResult, check_policy, format_result, start_policy
 from opsgit.workspace import Workspace, open_workspace
 
 PLAN_WORKERS = 4
@@ -34,8 +35,16 @@ class Outcome:
     bug: bool = False
 
     @property
+    def policy(self) -> PolicyResult | None:
+        return PolicyResult.from_json(self.plan.policy) if self.plan is not None and self.plan.policy else None
+
+    @property
     def result(self) -> str:
-        return "error" if self.bug else "failed" if self.error else "planned"
+        if self.bug:
+            return "error"
+        if self.error:
+            return "failed"
+        return "policy failed" if self.policy is not None and not self.policy.ok else "planned"
 
 
 def _deleted_workspace(root: Path, base: str, env: str) -> Workspace:
@@ -56,7 +65,12 @@ def _plan_one(root: Path, base: str, impact: Impact) -> Outcome:
             result = workspace.plan(mode="destroy")
         else:
             workspace = open_workspace(impact.name, root)
-            result = workspace.plan()
+            checking = start_policy(workspace, "auto")
+            try:
+                result = check_policy(workspace, workspace.plan(), "auto", checking)
+            finally:
+                if checking is not None:
+                    checking.cancel()
         save_plan(result, workspace.plan_path)
         return Outcome(impact.name, impact.action, plan=result)
     except UserError as error:
@@ -84,16 +98,21 @@ def plan_affected(base: str | None = None, head: str = "HEAD", *, status: bool =
     for outcome in outcomes:
         output.say(f"\n=== {outcome.env} ({outcome.action}) ===")
         output.say(format_plan(outcome.plan) if outcome.plan else f"Error: {outcome.error}")
+        if outcome.policy is not None:
+            output.say("\n" + format_result(outcome.policy))
         if poster is not None:
             context = context_name(prefix, "plan", outcome.env)
             if outcome.plan is not None:
                 poster.post(context, "success", outcome.plan.summary_line())
             else:
                 poster.post(context, "error" if outcome.bug else "failure", outcome.error or "failed")
+            if outcome.policy is not None:
+                poster.post(context_name(prefix, "policy", outcome.env),
+                            "success" if outcome.policy.ok else "failure", outcome.policy.summary())
     output.say("\n" + _table(outcomes))
     if poster is not None:
         poster.comment(_comment(outcomes, found.base, found.head))
-    if any(o.error for o in outcomes):
+    if any(o.error or o.result == "policy failed" for o in outcomes):
         return 1
     changed = any(o.plan is not None and o.plan.has_changes for o in outcomes)
     return EXIT_CHANGES if detailed_exitcode and changed else 0
@@ -110,10 +129,18 @@ def _table(outcomes: list[Outcome]) -> str:
 
 def _comment(outcomes: list[Outcome], base: str, head: str) -> str:
     lines = [f"### opsgit plans for {head[:12]} (against {base[:12]})", "",
-             "| environment | result | summary |", "|---|---|---|"]
+             "| environment | result | summary | policy |", "|---|---|---|---|"]
     for outcome in outcomes:
         summary = outcome.plan.summary_line() if outcome.plan else (outcome.error or "")
-        lines.append(f"| `{outcome.env}` | {outcome.result} | {summary[:200]} |")
+        policy = outcome.policy.summary() if outcome.policy is not None else ""
+        lines.append(f"| `{outcome.env}` | {outcome.result} | {summary[:200]} | {policy[:200]} |")
+    failures = [(o.env, f) for o in outcomes if o.policy is not None for f in o.policy.failed]
+    if failures:
+        lines += ["", "#### Policy checks that failed", "", "| environment | check | resource | declared at |",
+                  "|---|---|---|---|"]
+        lines += [f"| `{env}` | {f.check_id} | `{f.address}` | {f.declared_at} |" for env, f in failures[:50]]
+        lines += ["", 'An apply of a plan that failed its checks needs `--override-policy "why"` '
+                  "(recorded in the run history), or a skip with its reason in the environment's env.yaml."]
     for outcome in outcomes:
         if outcome.plan is not None:
             text = format_plan(outcome.plan)

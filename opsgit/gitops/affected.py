@@ -289,6 +289,47 @@ def _image_inputs(data: bytes | None, path: str) -> tuple[bytes, frozenset[str]]
     return stable_json(document.get("images")), frozenset(str(role) for role in document.get("roles", []))
 
 
+def _policy_changes(root: Path, change: Change, head_files: list[str]) -> dict[str, set[str]]:
+    """Environments whose plans' policy verdicts can change although their graphs do not: the
+    policy checks (`policies/`) or `[tool.opsgit.policy]` changed (every environment), or an
+    env.yaml's `policy:` skips did. Environment -> the files that say so."""
+    environments = sorted({f.split("/")[1] for f in head_files if ENV_FILE.fullmatch(f)})
+    everywhere = {p for p in change.paths if p.startswith("policies/")}
+    if "pyproject.toml" in change.paths:
+        before, after = read_files(root, change.base, ["pyproject.toml"]), read_files(root, change.head,
+                                                                                     ["pyproject.toml"])
+        if _policy_table(before.get("pyproject.toml")) != _policy_table(after.get("pyproject.toml")):
+            everywhere.add("pyproject.toml")
+    reasons = {env: set(everywhere) for env in environments} if everywhere else {}
+    paths = [p for p in change.paths if ENV_FILE.fullmatch(p) and p in head_files]
+    if paths:
+        before, after = read_files(root, change.base, paths), read_files(root, change.head, paths)
+        for path in paths:
+            if _policy_section(before.get(path), path) != _policy_section(after.get(path), path):
+                reasons.setdefault(path.split("/")[1], set()).add(path)
+    return reasons
+
+
+def _policy_table(data: bytes | None) -> bytes:
+    import tomllib
+
+    try:
+        table = tomllib.loads((data or b"").decode("utf-8", "replace")).get("tool", {}).get("opsgit", {})
+    except tomllib.TOMLDecodeError:
+        return b"unreadable"
+    return stable_json(table.get("policy"))
+
+
+def _policy_section(data: bytes | None, path: str) -> bytes:
+    if data is None:
+        return b""
+    try:
+        document = yamlio.parse(data.decode("utf-8", "replace"), path)
+    except UserError:
+        return b"unreadable"
+    return stable_json(document.get("policy")) if isinstance(document, dict) else b""
+
+
 def _export(root: Path, commit: str, directory: Path, paths: list[str]) -> None:
     directory.mkdir()
     export_tree(root, commit, directory, paths)
@@ -335,9 +376,11 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
         read_texts = roles_changed or any(p.startswith(("modules/", "templates/")) for p in change.paths)
         head_reading = pool.submit(_tree, root, change.head, head_files, read_texts)
         image_builds = pool.submit(_image_builds, root, change, head_files)
+        policy_changes = pool.submit(_policy_changes, root, change, head_files)
         base_tree = _tree(root, change.base, base_files, read_texts)
         head_tree = head_reading.result()
         builds = image_builds.result()
+        policies = policy_changes.result()
     env_reasons, role_reasons = _candidates(change, head_tree)
     more_envs, more_roles = _candidates(change, base_tree)
     for env, reasons in more_envs.items():
@@ -361,10 +404,12 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
                             (base_tree.roles, head_tree.roles), jobs, known)
     outcomes = {(kind, name): (after, changed) for kind, name, after, changed in compared}
     environments = []
-    for env in sorted(env_reasons):
-        exists, changed = outcomes[("graph", env)]
+    for env in sorted(set(env_reasons) | set(policies)):
+        exists, changed = outcomes.get(("graph", env), (True, False))
         if changed:
             environments.append(Impact(env, "plan" if exists else "destroy", tuple(sorted(env_reasons[env]))))
+        elif env in policies:  # the same graph, another verdict: planned again for its policy checks
+            environments.append(Impact(env, "plan", tuple(sorted(policies[env] | env_reasons.get(env, set())))))
     images: list[Impact] = []
     configs: list[Impact] = []
     for role in sorted(set(role_reasons) | set(builds)):

@@ -135,3 +135,25 @@ def github() -> Iterator[object]:
     server.server_close()
 
 
+
+
+def test_the_pull_request_comment_has_a_policy_section(ops: Path, dev_env: dict[str, str], github: object) -> None:
+    from tests.gitops.test_affected import git
+
+    git(ops, "init", "-q", "-b", "main")
+    git(ops, "add", "-A")
+    git(ops, "commit", "-qm", "base")
+    git(ops, "checkout", "-q", "-b", "open-dev")
+    env_file = ops / "environments/dev/env.yaml"
+    text = env_file.read_text()
+    env_file.write_text(text[:text.index("policy:")] + text[text.index("sensitive:"):])  # dev drops its skips
+    git(ops, "commit", "-qam", "dev without its policy skips")
+    env = {**dev_env, **POLICY_ON, **github_env(github), "GITHUB_REF": "refs/pull/7/merge"}
+    planned = run_opsgit("plan", "--affected", "--base", "main", "--status", cwd=ops, env=env, timeout=300)
+    assert planned.returncode == 1, planned.stdout + planned.stderr
+    statuses = {s["context"]: s["state"] for s in github.statuses}  # type: ignore[attr-defined]
+    assert statuses["opsgit/plan: dev"] == "success" and statuses["opsgit/policy: dev"] == "failure"
+    [comment] = github.comments.values()  # type: ignore[attr-defined]
+    assert "| `dev` | policy failed |" in comment and "#### Policy checks that failed" in comment
+    assert "| `dev` | CKV_AWS_24 | `module.network.aws_security_group.allow_all` | modules/network/module.yaml:" \
+        in comment, comment

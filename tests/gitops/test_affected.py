@@ -230,3 +230,18 @@ def test_an_environment_s_image_settings_reach_its_images_only(repo: Path) -> No
 def test_an_env_yaml_edit_elsewhere_builds_no_image(repo: Path) -> None:
     commit(repo, lambda r: replace(r / "environments/prod/env.yaml", "count: 4", "count: 5"))
     assert impacts(repo) == {"environments": {("prod", "plan")}, "images": set(), "configs": set()}
+
+
+def test_policy_changes_affect_the_environments_whose_verdict_can_change(repo: Path) -> None:
+    """A plan's policy verdict is part of what a pull request shows: a changed check or
+    `[tool.opsgit.policy]` reaches every environment, an env.yaml's skips only that one."""
+    commit(repo, lambda r: replace(r / "environments/dev/env.yaml", "    CKV_AWS_25:", "    CKV_AWS_26:"))
+    assert impacts(repo)["environments"] == {("dev", "plan")}
+    commit(repo, lambda r: replace(r / "policies/autoscaling_environment_tag.py", '"Environment" in keys',
+                                   '"Environment" in keys and "Name" in keys'))
+    assert impacts(repo)["environments"] == {(e, "plan") for e in ("cloud", "dev", "prod", "staging")}
+
+
+def test_a_comment_in_the_policy_table_affects_nothing(repo: Path) -> None:
+    commit(repo, lambda r: replace(r / "pyproject.toml", "[tool.opsgit.policy]\n", "[tool.opsgit.policy]\n# x\n"))
+    assert impacts(repo)["environments"] == set()
