@@ -11,9 +11,12 @@ def affected(base: str | None = None, head: str = "HEAD", *, as_json: bool = Fal
     from opsgit import output
     from opsgit.config import find_root, load_settings
     from opsgit.gitops.affected import affected as detect
+    from opsgit.gitops.diff import refuse_or_warn_uncommitted
 
     root = root or find_root()
     base = base or load_settings(root).default_base
+    if head == "HEAD":
+        refuse_or_warn_uncommitted(root, posting=False)
     result = detect(root, base, head)
     if as_json:
         output.emit_json(result.to_json())

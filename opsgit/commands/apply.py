@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsgit.commands.base import Arg, Command
-from opsgit.commands.plan import PARALLELISM, POLICY
+from opsgit.commands.plan import PARALLELISM, POLICY, SHA
 
 if TYPE_CHECKING:
+    from opsgit.engine.apply import ApplyResult
     from opsgit.engine.plan import Plan
     from opsgit.locks import Held
     from opsgit.workspace import Workspace
@@ -22,7 +23,8 @@ LOCK_TIMEOUT = Arg("--lock-timeout", "wait this long for the run lock, e.g. 10m 
 
 
 def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False, parallelism: int = 10,
-          lock_timeout: float = 0.0, override_policy: str | None = None, policy: str = "auto") -> int:
+          lock_timeout: float = 0.0, override_policy: str | None = None, policy: str = "auto", status: bool = False,
+          sha: str | None = None) -> int:
     from opsgit import output
     from opsgit.engine.apply import StalePlan
     from opsgit.engine.plan import input_hash
@@ -55,7 +57,16 @@ def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False
                 return 1
         refuse_failed_policy(chosen, "apply", override_policy)
         held.check()
-        return _run(workspace, chosen, parallelism, held, override_policy)
+        if not status:
+            return _run(workspace, chosen, parallelism, held, override_policy)
+        from opsgit.gitops.status import StageStatus
+
+        results: list[ApplyResult] = []
+        reporter = StageStatus(workspace.root, workspace.settings.status_context_prefix, env, "apply", results, sha)
+        with reporter:
+            return _run(workspace, chosen, parallelism, held, override_policy, results,
+                        {"status": {"context": reporter.context, "sha": reporter.poster.target.sha,
+                                    "url": reporter.poster.target.target_url}})
 
 
 def _approved(env: str, workspace: Workspace) -> bool:
@@ -71,7 +82,8 @@ def _approved(env: str, workspace: Workspace) -> bool:
     return answer.strip() == "yes"
 
 
-def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, override_policy: str | None = None) -> int:
+def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, override_policy: str | None = None,
+         results: list[ApplyResult] | None = None, recorded: dict[str, Any] | None = None) -> int:
     from opsgit import output
     from opsgit.engine.apply import Applier
     from opsgit.engine.plan_text import show
@@ -89,11 +101,14 @@ def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, overrid
                       progress=progress, stop=held.lost)
     started = time.monotonic()
     result = applier.run()
+    if results is not None:
+        results.append(result)  # for the apply's commit status
     problems = [str(lock_lost(workspace.env))] * result.stopped + result.errors
     history.record(workspace.history, workspace.root, workspace.env, kind="apply",
                    summary=result.summary_line() if result.ok else "; ".join(problems)[:300],
                    result="applied" if result.ok else "failed", duration=time.monotonic() - started,
-                   plan_document=plan.to_json(), log="\n".join(lines), extra=_override(plan, override_policy))
+                   plan_document=plan.to_json(), log="\n".join(lines),
+                   extra={**_override(plan, override_policy), **(recorded or {})})
     if not result.ok:
         output.say("")
         for error in result.errors:
@@ -126,7 +141,8 @@ def _override(plan: Plan, reason: str | None) -> dict[str, Any]:
 
 def _run_command(args: argparse.Namespace) -> int:
     return apply(args.env, args.plan_file, auto_approve=args.auto_approve, parallelism=args.parallelism,
-                 lock_timeout=args.lock_timeout, override_policy=args.override_policy, policy=args.policy)
+                 lock_timeout=args.lock_timeout, override_policy=args.override_policy, policy=args.policy,
+                 status=args.status, sha=args.sha)
 
 
 COMMANDS = (Command(
@@ -140,4 +156,6 @@ COMMANDS = (Command(
         Arg("--override-policy", "apply although the plan failed its policy checks; the reason is recorded in the "
             "run history", metavar="REASON"),
         POLICY,
+        Arg("--status", "post a commit status opsgit/apply: ENV (pending, then the apply's summary)", kind="bool"),
+        SHA,
     )),)

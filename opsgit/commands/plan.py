@@ -24,28 +24,39 @@ POLICY = Arg("--policy", "run the policy checks (default: OPSGIT_POLICY, else wh
              "or [tool.opsgit.policy])", default="auto", choices=("auto", "true", "false"), metavar="auto|true|false")
 
 
+SHA = Arg("--sha", "with --status: the commit to post on (default: the pull request's head in GitHub Actions, "
+          "else GITHUB_SHA or CI_COMMIT_SHA)", metavar="SHA")
+
+
 def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targets: Sequence[str] = (),
          destroy: bool = False, detailed_exitcode: bool = False, as_json: bool = False, parallelism: int = 10,
-         refresh: bool = True, status: bool = False, policy: str = "auto") -> int:
+         refresh: bool = True, status: bool = False, policy: str = "auto", sha: str | None = None,
+         comment: bool = False) -> int:
     from opsgit import output
     from opsgit.engine.plan_text import format_plan
     from opsgit.engine.planfile import save_plan
     from opsgit.error_handler import EXIT_CHANGES
     from opsgit.gitops import history
+    from opsgit.gitops.status import StageStatus
     from opsgit.policy import check_policy, refuse_failed_policy, start_policy
     from opsgit.workspace import open_workspace
 
     workspace = open_workspace(env)
+    if status:
+        from opsgit.gitops.diff import refuse_or_warn_uncommitted
+
+        refuse_or_warn_uncommitted(workspace.root, posting=True)  # the status describes the commit
     mode = "refresh-only" if refresh_only else "destroy" if destroy else "normal"
     started = time.monotonic()
     plans: list[Plan] = []
     checking = start_policy(workspace, policy, mode)  # checkov loads itself while the plan is made
     try:
-        with _status(workspace, "plan", plans) if status else contextlib.nullcontext(plans):
+        prefix = workspace.settings.status_context_prefix
+        with StageStatus(workspace.root, prefix, env, "plan", plans, sha) if status else contextlib.nullcontext(plans):
             _tell_holder(workspace)
             result = workspace.plan(mode=mode, targets=targets, parallelism=parallelism, refresh=refresh)
             plans.append(result)
-        with _status(workspace, "policy", plans) if status and checking is not None else \
+        with StageStatus(workspace.root, prefix, env, "policy", plans, sha) if status and checking is not None else \
                 contextlib.nullcontext(plans):
             result = check_policy(workspace, result, policy, checking)
             plans.append(result)
@@ -69,8 +80,22 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
         if result.has_changes:
             output.say(f"\nSaved the plan to: {shown}\nTo perform exactly these actions, run: "
                        f"opsgit apply --env {env} {shown}")
+    if comment:
+        _comment(workspace, result, sha)
     refuse_failed_policy(result, "plan")
     return EXIT_CHANGES if detailed_exitcode and result.has_changes else 0
+
+
+def _comment(workspace: Workspace, result: Plan, sha: str | None) -> None:
+    """This environment's section of the pull request's one plans comment (each matrix job
+    writes its own)."""
+    from opsgit.commands.plan_affected import section
+    from opsgit.gitops.status import StatusPoster, target_from_environment
+    from opsgit.policy import PolicyResult
+
+    failed = result.policy is not None and not PolicyResult.from_json(result.policy).ok
+    poster = StatusPoster(target_from_environment(workspace.root, sha))
+    poster.update_sections({workspace.env: section(workspace.env, "policy failed" if failed else "planned", result)})
 
 
 def _policy_verdict(result: Plan) -> str:
@@ -95,39 +120,6 @@ def _tell_holder(workspace: Workspace) -> None:
                     "of date when that run finishes")
 
 
-class _status:
-    """One environment's plan with its commit status (a CI matrix job per environment): pending,
-    then the plan's summary, or the failure."""
-
-    def __init__(self, workspace: Workspace, stage: str, plans: list[Plan]) -> None:
-        from opsgit.gitops.status import StatusPoster, context_name, target_from_environment
-
-        self.poster = StatusPoster(target_from_environment(workspace.root))
-        self.context = context_name(workspace.settings.status_context_prefix, stage, workspace.env)
-        self.stage = stage
-        self.plans = plans  # the plan made inside the block, for the success status
-
-    def __enter__(self) -> None:
-        self.poster.post(self.context, "pending", "Checking policies…" if self.stage == "policy" else "Planning…")
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
-        from opsgit.errors import UserError
-
-        if error is None and self.stage == "policy":
-            from opsgit.policy import PolicyResult
-
-            outcome = PolicyResult.from_json(self.plans[-1].policy or {})
-            self.poster.post(self.context, "success" if outcome.ok else "failure", outcome.summary())
-        elif error is None:
-            add, change, destroy = self.plans[-1].summary
-            self.poster.post(self.context, "success",
-                             f"Plan: {add} to add, {change} to change, {destroy} to destroy.")
-        elif isinstance(error, UserError):
-            self.poster.post(self.context, "failure", str(error))
-        else:
-            self.poster.post(self.context, "error", f"opsgit failed: {type(error).__name__}")
-
-
 def _run(args: argparse.Namespace) -> int:
     if args.affected:
         from opsgit.commands.plan_affected import plan_affected
@@ -135,7 +127,8 @@ def _run(args: argparse.Namespace) -> int:
         return plan_affected(args.base, status=args.status, detailed_exitcode=args.detailed_exitcode)
     return plan(args.env, out=args.out, refresh_only=args.refresh_only, targets=args.target, destroy=args.destroy,
                 detailed_exitcode=args.detailed_exitcode, as_json=args.json, parallelism=args.parallelism,
-                refresh=args.refresh == "true", status=args.status, policy=args.policy)
+                refresh=args.refresh == "true", status=args.status, policy=args.policy, sha=args.sha,
+                comment=args.comment)
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -162,4 +155,7 @@ COMMANDS = (Command(
         PARALLELISM,
         Arg("--json", "print the plan in Terraform's JSON plan format (terraform show -json)", kind="bool"),
         POLICY,
+        SHA,
+        Arg("--comment", "with --env: write this environment's section of the pull request's one plans comment",
+            kind="bool"),
     )),)

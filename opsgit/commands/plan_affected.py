@@ -18,6 +18,7 @@ from opsgit.engine.planfile import save_plan
 from opsgit.error_handler import EXIT_CHANGES
 from opsgit.errors import UserError
 from opsgit.gitops.affected import Impact, affected
+from opsgit.gitops.comment import Section
 from opsgit.gitops.diff import export_tree
 from opsgit.gitops.status import StatusPoster, context_name, target_from_environment
 from opsgit.policy import PolicyResult, check_policy, format_result, start_policy
@@ -81,9 +82,12 @@ def _plan_one(root: Path, base: str, impact: Impact) -> Outcome:
 
 def plan_affected(base: str | None = None, head: str = "HEAD", *, status: bool = False,
                   detailed_exitcode: bool = False) -> int:
+    from opsgit.gitops.diff import refuse_or_warn_uncommitted
+
     root = find_root()
     settings = load_settings(root)
     base = base or settings.default_base
+    refuse_or_warn_uncommitted(root, posting=status)  # before anything is posted
     poster = StatusPoster(target_from_environment(root)) if status else None  # fail before any work
     found = affected(root, base, head)
     if not found.environments:
@@ -111,7 +115,8 @@ def plan_affected(base: str | None = None, head: str = "HEAD", *, status: bool =
                             "success" if outcome.policy.ok else "failure", outcome.policy.summary())
     output.say("\n" + _table(outcomes))
     if poster is not None:
-        poster.comment(_comment(outcomes, found.base, found.head))
+        poster.update_sections({o.env: section(o.env, o.result, o.plan, o.error) for o in outcomes},
+                               title=f"opsgit plans for {found.head[:12]} (against {found.base[:12]})")
     if any(o.error or o.result == "policy failed" for o in outcomes):
         return 1
     changed = any(o.plan is not None and o.plan.has_changes for o in outcomes)
@@ -127,23 +132,12 @@ def _table(outcomes: list[Outcome]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
 
 
-def _comment(outcomes: list[Outcome], base: str, head: str) -> str:
-    lines = [f"### opsgit plans for {head[:12]} (against {base[:12]})", "",
-             "| environment | result | summary | policy |", "|---|---|---|---|"]
-    for outcome in outcomes:
-        summary = outcome.plan.summary_line() if outcome.plan else (outcome.error or "")
-        policy = outcome.policy.summary() if outcome.policy is not None else ""
-        lines.append(f"| `{outcome.env}` | {outcome.result} | {summary[:200]} | {policy[:200]} |")
-    failures = [(o.env, f) for o in outcomes if o.policy is not None for f in o.policy.failed]
-    if failures:
-        lines += ["", "#### Policy checks that failed", "", "| environment | check | resource | declared at |",
-                  "|---|---|---|---|"]
-        lines += [f"| `{env}` | {f.check_id} | `{f.address}` | {f.declared_at} |" for env, f in failures[:50]]
-        lines += ["", 'An apply of a plan that failed its checks needs `--override-policy "why"` '
-                  "(recorded in the run history), or a skip with its reason in the environment's env.yaml."]
-    for outcome in outcomes:
-        if outcome.plan is not None:
-            text = format_plan(outcome.plan)
-            lines += ["", f"<details><summary>{outcome.env}</summary>", "", "```diff", text[:60000], "```",
-                      "</details>"]
-    return "\n".join(lines)
+def section(env: str, result: str, plan: Plan | None, error: str | None = None) -> Section:
+    """One environment's part of the pull request's plans comment: the plan, and its failed
+    policy checks under it."""
+    policy = PolicyResult.from_json(plan.policy) if plan is not None and plan.policy else None
+    details = format_plan(plan) if plan is not None else f"Error: {error}"
+    if policy is not None and policy.failed:
+        details += "\n\n" + format_result(policy)
+    return Section(env, result, plan.summary_line() if plan is not None else (error or "failed"),
+                   policy.summary() if policy is not None else "", details)

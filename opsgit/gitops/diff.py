@@ -39,6 +39,34 @@ def resolve(repository: object, ref: str, what: str) -> object:
                         hint="fetch it first (git fetch origin main), or name a branch, tag or commit") from None
 
 
+REPOSITORY_INPUTS = ("environments", "modules", "roles", "templates", "policies", "pyproject.toml")
+
+
+def uncommitted(root: Path) -> list[str]:
+    """Files under the repository's inputs with changes not committed (staged, unstaged or
+    untracked): affected detection compares commits, so these are not part of what it sees."""
+    result = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", *REPOSITORY_INPUTS],
+                            cwd=root, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        return []
+    return sorted(line[3:].strip() for line in result.stdout.splitlines() if len(line) > 3)
+
+
+def refuse_or_warn_uncommitted(root: Path, posting: bool) -> None:
+    """A posted status must describe the commit it is posted on: with uncommitted changes,
+    refuse (`posting`) or say that they are not part of the comparison."""
+    from opsgit import output
+
+    dirty = uncommitted(root)
+    if not dirty:
+        return
+    listed = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+    if posting:
+        raise UserError(f"uncommitted changes in {listed}: statuses would describe a commit without them",
+                        hint="commit or stash them first")
+    output.warn(f"uncommitted changes in {listed} are not compared: affected detection compares commits")
+
+
 def changed_files(root: Path, base: str, head: str = "HEAD") -> Change:
     repository = open_repository(root)
     head_commit = resolve(repository, head, "head")

@@ -9,21 +9,24 @@ never a different plan result. The token is sent in a header and never printed.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from opsgit import output
 from opsgit.errors import UserError
+from opsgit.gitops.comment import MARKER as COMMENT_MARKER
+from opsgit.gitops.comment import Section, parse, render
 from opsgit.secrets import redact
 
 MAX_DESCRIPTION = 140
 MAX_CONTEXT = 255
 GITLAB_STATES = {"pending": "running", "success": "success", "failure": "failed", "error": "failed"}
-COMMENT_MARKER = "<!-- opsgit:plans -->"
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,25 @@ def _head_sha(root: Path) -> str:
     return result.stdout.strip()
 
 
-def target_from_environment(root: Path) -> StatusTarget:
+def _pull_request_event(env: Mapping[str, str]) -> tuple[str, int | None] | None:
+    """GitHub Actions' pull request events: the head commit the pull request shows, and its
+    number. GITHUB_SHA is then GitHub's synthetic merge commit, which the pull request never shows
+    (and for pull_request_target, the base branch's head)."""
+    if env.get("GITHUB_EVENT_NAME") not in ("pull_request", "pull_request_target") or not env.get("GITHUB_EVENT_PATH"):
+        return None
+    try:
+        event = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text())
+        pull = event["pull_request"]
+        return str(pull["head"]["sha"]), int(pull["number"]) if pull.get("number") is not None else None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"cannot read the pull request from the event payload {env['GITHUB_EVENT_PATH']}",
+                        hint="GitHub Actions writes it for pull_request events; pass --sha to say the commit") \
+            from None
+
+
+def target_from_environment(root: Path, sha: str | None = None) -> StatusTarget:
+    """Where statuses go, from the CI's variables: GitHub Actions (on a pull request, its head
+    commit, read from the event payload), or GitLab CI. `sha` (`--sha`) wins over both."""
     env = os.environ
     if env.get("CI_API_V4_URL") and env.get("CI_PROJECT_ID"):
         token = env.get("GITLAB_TOKEN") or env.get("CI_JOB_TOKEN")
@@ -55,7 +76,7 @@ def target_from_environment(root: Path) -> StatusTarget:
             raise UserError("--status needs a token: GITLAB_TOKEN is not set",
                             hint="give the job a project access token with api scope as GITLAB_TOKEN")
         return StatusTarget("gitlab", env["CI_API_V4_URL"].rstrip("/"), env["CI_PROJECT_ID"],
-                            env.get("CI_COMMIT_SHA") or _head_sha(root), token, env.get("CI_JOB_URL"),
+                            sha or env.get("CI_COMMIT_SHA") or _head_sha(root), token, env.get("CI_JOB_URL"),
                             int(env["CI_MERGE_REQUEST_IID"]) if env.get("CI_MERGE_REQUEST_IID") else None)
     token = env.get("GITHUB_TOKEN")
     if not token:
@@ -69,8 +90,20 @@ def target_from_environment(root: Path) -> StatusTarget:
     target_url = (f"{server}/{repository}/actions/runs/{env['GITHUB_RUN_ID']}" if env.get("GITHUB_RUN_ID") else None)
     ref = env.get("GITHUB_REF", "")
     pull = int(ref.split("/")[2]) if ref.startswith("refs/pull/") and ref.split("/")[2].isdigit() else None
+    commit = sha or env.get("GITHUB_SHA") or ""
+    event = _pull_request_event(env)
+    if event is not None:
+        pull = event[1] if event[1] is not None else pull
+        if not sha:
+            commit = event[0]
+            checked_out = _head_sha(root)
+            if checked_out != commit:  # a status must describe the commit it is posted on
+                raise UserError(f"the pull request shows {commit[:12]}, but {checked_out[:12]} is checked out "
+                                "(GitHub's merge commit): the plan would describe another commit",
+                                hint="check out the head: actions/checkout with ref: "
+                                     "${{ github.event.pull_request.head.sha }}, or pass --sha")
     return StatusTarget("github", env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"), repository,
-                        env.get("GITHUB_SHA") or _head_sha(root), token, target_url, pull)
+                        commit or _head_sha(root), token, target_url, pull)
 
 
 def context_name(prefix: str, stage: str, env: str) -> str:
@@ -144,33 +177,94 @@ class StatusPoster:
         self.posted.append((context, state))
         return True
 
-    def comment(self, body: str) -> bool:
-        """Keep one pull-request (merge-request) comment with the plans, edited in place on later
-        runs: GitHub issue comments, GitLab merge-request notes."""
+    def _comment_urls(self) -> tuple[str, str, str]:
+        target = self.target
+        if target.kind == "github":
+            return (f"{target.api_url}/repos/{target.repository}/issues/{target.pull_request}/comments",
+                    f"{target.api_url}/repos/{target.repository}/issues/comments/{{id}}", "PATCH")
+        listing = f"{target.api_url}/projects/{target.repository}/merge_requests/{target.pull_request}/notes"
+        return listing, listing + "/{id}", "PUT"
+
+    def _marked(self, listing: str) -> list[dict[str, Any]]:
+        """The comments that hold opsgit's plans, oldest first."""
+        found = []
+        page = 1
+        while True:
+            comments = self._send("GET", listing, params={"per_page": 100, "page": page}) or []
+            found += [c for c in comments if COMMENT_MARKER in (c.get("body") or "")]
+            if len(comments) < 100:
+                return sorted(found, key=lambda c: int(c["id"]))
+            page += 1
+
+    def update_sections(self, mine: Mapping[str, Section], title: str = "opsgit plans", attempts: int = 6) -> bool:
+        """Put these environments' sections into the pull request's one plans comment (see
+        `gitops.comment`): read, rebuild, write whole, read back until they are there."""
+        import random
+
         target = self.target
         if target.pull_request is None:
             return False
-        text = f"{COMMENT_MARKER}\n{redact(body)}"
-        if target.kind == "github":
-            listing = f"{target.api_url}/repos/{target.repository}/issues/{target.pull_request}/comments"
-            edit, edit_method = f"{target.api_url}/repos/{target.repository}/issues/comments/{{id}}", "PATCH"
-        else:
-            listing = f"{target.api_url}/projects/{target.repository}/merge_requests/{target.pull_request}/notes"
-            edit, edit_method = listing + "/{id}", "PUT"
+        mine = {name: replace(section, summary=redact(section.summary), policy=redact(section.policy),
+                              details=redact(section.details)) for name, section in mine.items()}
+        listing, edit, edit_method = self._comment_urls()
         try:
-            existing = None
-            page = 1
-            while existing is None:
-                comments = self._send("GET", listing, params={"per_page": 100, "page": page}) or []
-                existing = next((c for c in comments if COMMENT_MARKER in (c.get("body") or "")), None)
-                if len(comments) < 100:
-                    break
-                page += 1
-            if existing is not None:
-                self._send(edit_method, edit.format(id=existing["id"]), json={"body": text})
-            else:
-                self._send("POST", listing, json={"body": text})
+            for _ in range(attempts):
+                found = self._marked(listing)
+                sections: dict[str, Section] = {}
+                for existing in found:  # the older comment's sections, then the newer's over them
+                    sections.update(parse(existing.get("body") or ""))
+                sections.update(mine)
+                body = render(sections, title=title, run_url=target.target_url)
+                if found:
+                    self._send(edit_method, edit.format(id=found[0]["id"]), json={"body": body})
+                    for duplicate in found[1:]:  # two jobs made one each: one stays, with both
+                        self._send("DELETE", edit.format(id=duplicate["id"]))
+                else:
+                    self._send("POST", listing, json={"body": body})
+                time.sleep(random.uniform(0.05, 0.3))  # let a writer at the same moment finish first
+                now = self._marked(listing)
+                there = parse(now[0].get("body") or "") if len(now) == 1 else {}
+                if all(name in there and (there[name].result, there[name].summary, there[name].policy) ==
+                       (section.result, section.summary, section.policy) for name, section in mine.items()):
+                    return True
         except UserError as error:
             output.warn(f"pull-request comment not posted: {error}")
             return False
-        return True
+        output.warn("pull-request comment: other jobs kept writing over this one's section; it may be missing")
+        return False
+
+
+class StageStatus:
+    """One stage of one environment (plan, policy or apply; a CI matrix job per environment) as
+    a commit status: pending on entry, then the summary of what the block left in `results` (a
+    plan, a plan with its policy result, an apply result), or the failure."""
+
+    def __init__(self, root: Path, prefix: str, env: str, stage: str, results: list[Any],
+                 sha: str | None = None) -> None:
+        self.poster = StatusPoster(target_from_environment(root, sha))
+        self.context = context_name(prefix, stage, env)
+        self.stage = stage
+        self.results = results
+
+    def __enter__(self) -> None:
+        self.poster.post(self.context, "pending", {"policy": "Checking policies…", "apply": "Applying…"}.get(
+            self.stage, "Planning…"))
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if error is None and self.stage == "apply":
+            result = self.results[-1]
+            self.poster.post(self.context, "success" if result.ok else "failure",
+                             result.summary_line() if result.ok else "; ".join(result.errors)[:140] or "failed")
+        elif error is None and self.stage == "policy":
+            from opsgit.policy import PolicyResult
+
+            outcome = PolicyResult.from_json(self.results[-1].policy or {})
+            self.poster.post(self.context, "success" if outcome.ok else "failure", outcome.summary())
+        elif error is None:
+            add, change, destroy = self.results[-1].summary
+            self.poster.post(self.context, "success",
+                             f"Plan: {add} to add, {change} to change, {destroy} to destroy.")
+        elif isinstance(error, UserError):
+            self.poster.post(self.context, "failure", str(error))
+        else:
+            self.poster.post(self.context, "error", f"opsgit failed: {type(error).__name__}")

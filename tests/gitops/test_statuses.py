@@ -16,6 +16,7 @@ from tests.conftest import run_opsgit, write_tree
 from tests.gitops.test_affected import git
 
 TOKEN = "ghs_s3cr3t-token-value"
+TOO_LONG = "Validation Failed: body is too long (maximum is 65536 characters)"
 MODULE = """\
 variables:
   n: {type: number}
@@ -33,6 +34,8 @@ class GitHub(ThreadingHTTPServer):
         self.statuses: list[dict[str, str]] = []
         self.comments: dict[int, str] = {}
         self.fail_next = 1  # the first call gets a 502, which must be retried
+        self.commits: set[str] = set()  # when set, a status on another commit is GitHub's 404
+        self.next_id = 1
 
 
 class JsonHandler(BaseHTTPRequestHandler):
@@ -71,6 +74,8 @@ class Handler(JsonHandler):
             return
         body = self._body()
         if "/statuses/" in self.path:
+            if self.server.commits and self.path.rsplit("/", 1)[1] not in self.server.commits:
+                return self._reply(404, {"message": "Not Found"})
             if body.get("state") not in ("error", "failure", "pending", "success"):
                 return self._reply(422, {"message": "Validation Failed: state"})
             if len(str(body.get("description", ""))) > 140:
@@ -78,7 +83,10 @@ class Handler(JsonHandler):
             self.server.statuses.append({"sha": self.path.rsplit("/", 1)[1], **{k: str(v) for k, v in body.items()}})
             return self._reply(201, {"id": len(self.server.statuses)})
         if self.path.endswith("/issues/7/comments"):
-            number = len(self.server.comments) + 1
+            if len(str(body["body"])) > 65536:
+                return self._reply(422, {"message": TOO_LONG})
+            number = self.server.next_id
+            self.server.next_id += 1
             self.server.comments[number] = str(body["body"])
             return self._reply(201, {"id": number})
         self._reply(404, {"message": "Not Found"})
@@ -90,12 +98,26 @@ class Handler(JsonHandler):
             return self._reply(200, [{"id": k, "body": v} for k, v in self.server.comments.items()])
         self._reply(404, {"message": "Not Found"})
 
-    def do_PATCH(self) -> None:
+    def do_PATCH(self) -> None:  # PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}
         if not self._authorised():
             return
         number = int(self.path.rsplit("/", 1)[1])
-        self.server.comments[number] = str(self._body()["body"])
+        body = str(self._body()["body"])
+        if "/issues/comments/" not in self.path or number not in self.server.comments:
+            return self._reply(404, {"message": "Not Found"})
+        if len(body) > 65536:
+            return self._reply(422, {"message": TOO_LONG})
+        self.server.comments[number] = body
         self._reply(200, {"id": number})
+
+    def do_DELETE(self) -> None:  # DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}
+        if not self._authorised():
+            return
+        number = int(self.path.rsplit("/", 1)[1])
+        if self.server.comments.pop(number, None) is None:
+            return self._reply(404, {"message": "Not Found"})
+        self.send_response(204)
+        self.end_headers()
 
 
 @pytest.fixture
@@ -250,3 +272,130 @@ def test_gitlab_statuses_and_one_merge_request_note(repo: Path) -> None:
     assert by_name["opsgit/plan: c"] == ["running", "failed"] * 2
     assert len(server.notes) == 1 and "opsgit plans for" in server.notes[1]  # edited in place, not added
     assert GITLAB_TOKEN not in result.stdout + result.stderr
+
+
+def actions_env(repo: Path, github: GitHub, event: dict[str, object] | None, sha: str) -> dict[str, str]:
+    """The variables GitHub Actions sets, with a real event payload file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    env.update({"GITHUB_API_URL": f"http://127.0.0.1:{github.server_address[1]}", "GITHUB_REPOSITORY": "org/ops",
+                "GITHUB_RUN_ID": "99", "GITHUB_SERVER_URL": "https://github.test", "GITHUB_TOKEN": TOKEN,
+                "GITHUB_SHA": sha})
+    if event is not None:
+        path = repo.parent / "event.json"
+        path.write_text(json.dumps(event))
+        env.update({"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(path),
+                    "GITHUB_REF": "refs/pull/7/merge"})
+    else:
+        env.update({"GITHUB_EVENT_NAME": "push", "GITHUB_REF": "refs/heads/main"})
+    return env
+
+
+def test_on_a_pull_request_statuses_go_on_its_head_not_githubs_merge_commit(repo: Path, github: GitHub) -> None:
+    head = git(repo, "rev-parse", "HEAD").strip()
+    merge = "f" * 40  # GitHub's synthetic merge commit: GITHUB_SHA on pull_request events
+    github.commits = {head}
+    github.fail_next = 0
+    event = {"pull_request": {"number": 7, "head": {"sha": head},
+                              "base": {"sha": git(repo, "rev-parse", "main").strip()}}}
+    env = actions_env(repo, github, event, merge)
+    planned = run_opsgit("plan", "--env", "a", "--status", cwd=repo, env=env)
+    assert planned.returncode == 0, planned.stderr
+    assert {(s["sha"], s["context"], s["state"]) for s in github.statuses} == {
+        (head, "opsgit/plan: a", "pending"), (head, "opsgit/plan: a", "success")}
+    # checked out at something else than the head the pull request shows: nothing is posted
+    git(repo, "checkout", "-q", "main")
+    refused = run_opsgit("plan", "--env", "a", "--status", cwd=repo, env=env)
+    assert refused.returncode == 1 and "the pull request shows" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(github.statuses) == 2
+    # --sha wins
+    explicit = run_opsgit("plan", "--env", "a", "--status", "--sha", head, cwd=repo, env=env)
+    assert explicit.returncode == 0 and len(github.statuses) == 4, explicit.stderr
+
+
+def test_apply_status_on_the_merged_commit_and_in_the_history(repo: Path, github: GitHub) -> None:
+    github.fail_next = 0
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    env = actions_env(repo, github, None, sha)
+    applied = run_opsgit("apply", "--env", "a", "--auto-approve", "--status", cwd=repo, env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert [(s["context"], s["state"], s["description"]) for s in github.statuses] == [
+        ("opsgit/apply: a", "pending", "Applying…"),
+        ("opsgit/apply: a", "success", "Apply complete! Resources: 2 added, 0 changed, 0 destroyed.")]
+    assert all(s["sha"] == sha for s in github.statuses)
+    history = run_opsgit("history", "--env", "a", "--json", cwd=repo, env=env)
+    text = history.stdout.strip()
+    entries = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines()]
+    [applied_entry] = [e for e in entries if e["kind"] == "apply"]
+    assert applied_entry["status"] == {"context": "opsgit/apply: a", "sha": sha,
+                                       "url": "https://github.test/org/ops/actions/runs/99"}
+
+
+def test_a_dirty_tree_with_status_exits_1_and_posts_nothing(repo: Path, github: GitHub) -> None:
+    (repo / "environments/a/env.yaml").write_text((repo / "environments/a/env.yaml").read_text() + "# wip\n")
+    result = run(repo, github, "--status")
+    assert result.returncode == 1 and "uncommitted changes in environments/a/env.yaml" in result.stderr
+    assert "commit or stash them first" in result.stderr and github.statuses == [] and not github.comments
+    env = actions_env(repo, github, None, git(repo, "rev-parse", "HEAD").strip())
+    single = run_opsgit("plan", "--env", "a", "--status", cwd=repo, env=env)
+    assert single.returncode == 1 and "uncommitted changes" in single.stderr and github.statuses == []
+    listed = run_opsgit("affected", "--base", "main", cwd=repo)
+    assert listed.returncode == 0 and "warning: uncommitted changes in environments/a/env.yaml" in listed.stderr
+
+
+def test_a_pull_request_as_github_actions_runs_it(repo: Path, github: GitHub) -> None:
+    """The shipped workflow's commands with GitHub Actions' variables and a real event payload:
+    two matrix plan jobs at the same moment, then the push-to-main apply job."""
+    import concurrent.futures
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    github.commits = {head}
+    github.fail_next = 0
+    event = {"pull_request": {"number": 7, "head": {"sha": head},
+                              "base": {"sha": git(repo, "rev-parse", "main").strip()}}}
+    env = actions_env(repo, github, event, "e" * 40)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(run_opsgit, "plan", "--env", name, "--status", "--comment", "--out",
+                            str(repo.parent / f"{name}.plan.json"), cwd=repo, env=env) for name in ("a", "b")]
+        results = [job.result() for job in jobs]
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    assert {s["sha"] for s in github.statuses} == {head}
+    assert len(github.comments) == 1  # one comment, whichever job made it
+    [body] = github.comments.values()
+    assert "| `a` | planned | Plan: 2 to add, 0 to change, 0 to destroy." in body
+    assert "| `b` | planned | Plan: 2 to add, 0 to change, 0 to destroy." in body
+    assert "To apply: merge this pull request" in body and "opsgit unlock --env" in body
+    assert "https://github.test/org/ops/actions/runs/99" in body
+
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge", "pr")
+    merged = git(repo, "rev-parse", "HEAD").strip()
+    github.commits.add(merged)
+    push = actions_env(repo, github, None, merged)
+    applied = run_opsgit("apply", "--env", "a", "--auto-approve", "--status", "--lock-timeout", "1m", cwd=repo,
+                         env=push)
+    assert applied.returncode == 0, applied.stderr
+    assert [(s["sha"], s["state"]) for s in github.statuses if s["context"] == "opsgit/apply: a"] == [
+        (merged, "pending"), (merged, "success")]
+
+
+def test_thirty_environments_fit_one_comment_each_summary_present(tmp_path: Path, github: GitHub) -> None:
+    names = [f"env{i:02d}" for i in range(30)]
+    files = {f"environments/{n}/env.yaml": "modules:\n  app:\n    source: app\n    inputs: {n: 1}\n" for n in names}
+    files["modules/app/module.yaml"] = MODULE.replace("triggers: {index: \"${count.index}\"}",
+                                                      "triggers: {index: \"${count.index}\", pad: \"{{ 'x' * 30 }}\"}")
+    root = write_tree(tmp_path / "ops", {**files, "pyproject.toml": "[tool.opsgit]\n"})
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "base")
+    git(root, "checkout", "-q", "-b", "pr")
+    for n in names:
+        (root / f"environments/{n}/env.yaml").write_text(files[f"environments/{n}/env.yaml"].replace("n: 1", "n: 120"))
+    git(root, "commit", "-qam", "grow all")
+    github.fail_next = 0
+    result = run(root, github, "--status")
+    assert result.returncode == 0, result.stderr
+    [body] = github.comments.values()
+    assert len(body) <= 65536
+    rows = [line for line in body.splitlines() if line.startswith("| `env")]
+    assert [row.split(" | ")[2] for row in rows] == ["Plan: 120 to add, 0 to change, 0 to destroy."] * 30, rows[:2]
+    assert "more lines not shown here (GitHub's comment limit)" in body
