@@ -11,7 +11,7 @@ from opsgit.commands.base import Command
 
 # In the order `opsgit --help` lists them.
 MODULES = ("render", "validate", "agent", "plan", "show", "apply", "drift", "state", "affected", "unlock", "history",
-           "providers", "image", "images", "verify", "init", "template", "exec", "kv", "lock")
+           "providers", "image", "images", "verify", "init", "template", "exec", "kv", "lock", "completion")
 
 
 @cache

@@ -399,3 +399,19 @@ def test_thirty_environments_fit_one_comment_each_summary_present(tmp_path: Path
     rows = [line for line in body.splitlines() if line.startswith("| `env")]
     assert [row.split(" | ")[2] for row in rows] == ["Plan: 120 to add, 0 to change, 0 to destroy."] * 30, rows[:2]
     assert "more lines not shown here (GitHub's comment limit)" in body
+
+
+def test_plan_status_is_plan_plus_statuses_every_flag_kept(repo: Path, github: GitHub) -> None:
+    github.fail_next = 0
+    env = actions_env(repo, github, None, git(repo, "rev-parse", "HEAD").strip())
+    out = repo.parent / "a.plan.json"
+    result = run_opsgit("plan", "--env", "a", "--status", "--json", "--out", str(out), "--target",
+                        "module.app.null_resource.node[0]", "--parallelism", "2", "--detailed-exitcode",
+                        cwd=repo, env=env)
+    assert result.returncode == 2, result.stderr  # --detailed-exitcode: there are changes
+    document = json.loads(result.stdout)  # --json
+    assert [c["address"] for c in document["resource_changes"]] == ["module.app.null_resource.node[0]"]  # --target
+    assert document["complete"] is False and out.exists()  # --out
+    assert [s["state"] for s in github.statuses] == ["pending", "success"]
+    destroy = run_opsgit("plan", "--env", "a", "--status", "--destroy", "--refresh", "false", cwd=repo, env=env)
+    assert destroy.returncode == 0 and "No changes." in destroy.stdout, destroy.stdout + destroy.stderr
