@@ -40,9 +40,12 @@ strace:
 	@command -v strace >/dev/null 2>&1 || { echo "installing strace (Debian package)"; \
 	  $(APT) update -q && $(APT) install -y -q strace; }
 
-# The dev environment runs on loopback: moto_server as the AWS API, the opsgit dev agent as Consul.
-DEV_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev \
-	AWS_DEFAULT_REGION=us-east-1 CONSUL_HTTP_ADDR=127.0.0.1:8500
+# The dev environment runs on loopback: moto_server as the AWS API, the opsgit dev agent as Consul
+# (two checkouts on one machine: `make demo OPSGIT_DEMO_AWS_PORT=5100 OPSGIT_DEMO_CONSUL_PORT=8600`).
+export OPSGIT_DEMO_AWS_PORT ?= 5000
+export OPSGIT_DEMO_CONSUL_PORT ?= 8500
+DEV_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:$(OPSGIT_DEMO_AWS_PORT) AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev \
+	AWS_DEFAULT_REGION=us-east-1 CONSUL_HTTP_ADDR=127.0.0.1:$(OPSGIT_DEMO_CONSUL_PORT)
 
 demo: venv packer checkov
 	$(BIN)/opsgit validate

@@ -2,7 +2,12 @@
 dev agent (Consul), in the background, on loopback. Used by `make demo` and `make demo-down`.
 
     python scripts/devservices.py up      # idempotent: starts only what is not running
-    python scripts/devservices.py down    # stops what `up` started
+    python scripts/devservices.py down    # stops what `up` started, in this checkout only
+
+Ports: OPSGIT_DEMO_AWS_PORT (default 5000) and OPSGIT_DEMO_CONSUL_PORT (default 8500), so two
+checkouts on one machine can each run the demo. A service counts as running only when the
+process on its port is this checkout's own (its pid file, and that process's command line is
+the one this script starts); a port held by anything else is an error naming the variable.
 """
 
 from __future__ import annotations
@@ -18,10 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".opsgit" / "run"
 BIN = Path(sys.executable).parent
+AWS_PORT = int(os.environ.get("OPSGIT_DEMO_AWS_PORT") or 5000)
+CONSUL_PORT = int(os.environ.get("OPSGIT_DEMO_CONSUL_PORT") or 8500)
 SERVICES = {
-    "moto": ([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", "5000"], "http://127.0.0.1:5000/moto-api/"),
-    "consul": ([sys.executable, "-m", "opsgit", "agent", "--dev", "--http-addr", "127.0.0.1:8500",
-                "--data-dir", str(ROOT / ".opsgit" / "consul")], "http://127.0.0.1:8500/v1/status/leader"),
+    "moto": ([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(AWS_PORT)],
+             f"http://127.0.0.1:{AWS_PORT}/moto-api/", "OPSGIT_DEMO_AWS_PORT"),
+    "consul": ([sys.executable, "-m", "opsgit", "agent", "--dev", "--http-addr", f"127.0.0.1:{CONSUL_PORT}",
+                "--data-dir", str(ROOT / ".opsgit" / "consul")], f"http://127.0.0.1:{CONSUL_PORT}/v1/status/leader",
+               "OPSGIT_DEMO_CONSUL_PORT"),
 }
 
 
@@ -33,12 +42,35 @@ def answers(url: str) -> bool:
         return False
 
 
+def ours(name: str, command: list[str] | None = None) -> int | None:
+    """The pid of this checkout's own running `name`, if it runs: its pid file names a live
+    process whose command line is exactly `command` (without one: a command line of this
+    checkout's, its virtual environment's binary or its data directory, whichever port)."""
+    pid_file = RUN / f"{name}.pid"
+    try:
+        pid = int(pid_file.read_text())
+        running = [p.decode() for p in (Path("/proc") / str(pid) / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")]
+    except (OSError, ValueError):
+        return None
+    # a console script runs as `python script ...`: its command line ends with the command started
+    started = running[-len(command):] == command[-len(running):] if command else False
+    if command is not None:
+        return pid if started else None
+    return pid if started or any(str(ROOT) in part for part in running) else None
+
+
 def up() -> None:
     RUN.mkdir(parents=True, exist_ok=True)
-    for name, (command, url) in SERVICES.items():
-        if answers(url):
-            print(f"{name}: already running")
+    print(f"demo services: AWS API (moto_server) on 127.0.0.1:{AWS_PORT}, Consul (opsgit agent) on "
+          f"127.0.0.1:{CONSUL_PORT}")
+    for name, (command, url, variable) in SERVICES.items():
+        pid = ours(name, command)
+        if pid is not None and answers(url):
+            print(f"{name}: already running (pid {pid}, this checkout's)")
             continue
+        if answers(url):
+            sys.exit(f"error: {url.split('/')[2]} is in use by a process this checkout did not start; "
+                     f"set {variable} to a free port (make demo {variable}=...)")
         log = (RUN / f"{name}.log").open("ab")
         process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
                                    cwd=ROOT)
@@ -52,16 +84,17 @@ def up() -> None:
 
 
 def down() -> None:
-    for name in SERVICES:
+    for name, (command, _, _) in SERVICES.items():
         pid_file = RUN / f"{name}.pid"
         if not pid_file.exists():
             continue
-        pid = int(pid_file.read_text())
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            print(f"{name}: stopped (pid {pid})")
-        except ProcessLookupError:
-            pass
+        pid = ours(name, command) or ours(name)
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                print(f"{name}: stopped (pid {pid})")
+            except ProcessLookupError:
+                pass
         pid_file.unlink()
 
 

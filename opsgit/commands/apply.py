@@ -47,7 +47,7 @@ def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False
                                 hint=f"run `opsgit plan --env {env}` again")
         else:
             chosen = check_policy(workspace, workspace.plan(parallelism=parallelism), policy)
-            output.say(format_plan(chosen))
+            output.say(format_plan(chosen, colour=output.use_colour(sys.stdout)))
             if chosen.policy is not None:
                 output.say("\n" + format_result(PolicyResult.from_json(chosen.policy)))
             if not chosen.has_changes:

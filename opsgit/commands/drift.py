@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from opsgit.commands.base import Arg, Command
 from opsgit.commands.plan import PARALLELISM
@@ -18,7 +19,7 @@ def drift(env: str, *, as_json: bool = False, parallelism: int = 10) -> int:
     if as_json:
         output.emit_json({"env": env, "resource_drift": [c.to_json() for c in result.resource_drift]})
     else:
-        output.say(format_plan(result))
+        output.say(format_plan(result, colour=output.use_colour(sys.stdout)))
     return EXIT_CHANGES if result.resource_drift else 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,7 +74,7 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
     if as_json:
         output.emit_json(result.to_json())
     else:
-        output.say(text)
+        output.say(format_plan(result, colour=output.use_colour(sys.stdout)))
         if verdict:
             output.say(f"\n{verdict}")
         shown = path.relative_to(workspace.root) if path.is_relative_to(workspace.root) else path

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -101,7 +102,8 @@ def plan_affected(base: str | None = None, head: str = "HEAD", *, status: bool =
         outcomes = list(pool.map(lambda impact: _plan_one(root, found.base, impact), found.environments))
     for outcome in outcomes:
         output.say(f"\n=== {outcome.env} ({outcome.action}) ===")
-        output.say(format_plan(outcome.plan) if outcome.plan else f"Error: {outcome.error}")
+        output.say(format_plan(outcome.plan, colour=output.use_colour(sys.stdout)) if outcome.plan
+                   else f"Error: {outcome.error}")
         if outcome.policy is not None:
             output.say("\n" + format_result(outcome.policy))
         if poster is not None:

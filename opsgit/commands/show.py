@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from opsgit.commands.base import Arg, Command
@@ -17,7 +18,7 @@ def show(plan_file: Path, *, as_json: bool = False) -> int:
     if as_json:
         output.emit_json(plan.to_json())
     else:
-        output.say(format_plan(plan))
+        output.say(format_plan(plan, colour=output.use_colour(sys.stdout)))
     return 0
 
 

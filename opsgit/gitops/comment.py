@@ -71,7 +71,7 @@ def render(sections: Mapping[str, Section], *, title: str, run_url: str | None, 
     share = max(200, (limit - fixed) // max(1, len(ordered)))
     parts = []
     for section in ordered:
-        details = section.details
+        details = diff_markup(section.details)
         if len(details) > share:
             kept = details[:share].rsplit("\n", 1)[0]
             hidden = details[len(kept):].count("\n") + 1
@@ -85,6 +85,23 @@ def render(sections: Mapping[str, Section], *, title: str, run_url: str | None, 
     if len(body) > limit:  # a summary line or the table itself is huge: keep the table, cut the rest
         body = body[:limit - 200] + "\n\n# … cut at GitHub's comment limit\n"
     return body
+
+
+_SYMBOL = re.compile(r"^(?P<lead> *)(?P<symbol>-/\+|\+/-|<=|[+~-])(?P<rest> .*)$")
+
+
+def diff_markup(text: str) -> str:
+    """Plan text for a ```diff block: each change symbol moved to the first column, where
+    GitHub colours it (`+` green, `-` red; `~`, `-/+` and `<=` become `!`, shown as changed)."""
+    lines = []
+    for line in text.splitlines():
+        match = _SYMBOL.match(line)
+        if match is None:
+            lines.append(" " + line)
+            continue
+        symbol = {"+": "+", "-": "-"}.get(match["symbol"], "!")
+        lines.append(symbol + match["lead"] + " " * len(match["symbol"]) + match["rest"])
+    return "\n".join(lines)
 
 
 def _cell(text: str) -> str:

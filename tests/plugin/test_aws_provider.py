@@ -105,7 +105,7 @@ def test_the_aws_provider_applies_replans_clean_and_plans_back_a_change_made_out
     client.create_tags(Resources=[vpc_id], Tags=[{"Key": "Name", "Value": "renamed-by-hand"}])  # type: ignore[attr-defined]
     drift = run_opsgit("plan", "--env", "dev", "--detailed-exitcode", cwd=root, timeout=300)
     assert drift.returncode == 2, drift.stdout + drift.stderr
-    assert '"renamed-by-hand"} -> {"Name": "plugin-test"}' in drift.stdout and "1 to change" in drift.stdout
+    assert '~ Name = "renamed-by-hand" -> "plugin-test"' in drift.stdout and "1 to change" in drift.stdout
 
 
 @pytest.mark.slow

@@ -141,7 +141,22 @@ def test_random_documents_load_alike(tree: Any, flow: bool) -> None:
                                  "'q'", "!!str ", "? ", ": ", "~", "true", "# c"]), max_size=16))
 def test_random_fragments_load_alike(parts: list[str]) -> None:
     text = "".join(parts)
-    assert load(text, yamlio.FastLoader) == load(text, GeneralLoader)
+    fast, general = load(text, yamlio.FastLoader), load(text, GeneralLoader)
+    if general[0] == "value" and contains_itself(yaml.load(text, Loader=GeneralLoader)):
+        # PyYAML builds a value that contains itself (`&x {a: *x}`); opsgit refuses it, since
+        # everything after parsing walks values recursively
+        assert fast[0] == "error" and "recursive alias" in fast[1], fast
+        return
+    assert fast == general
+
+
+def contains_itself(value: Any, inside: frozenset[int] = frozenset()) -> bool:
+    if not isinstance(value, dict | list):
+        return False
+    if id(value) in inside:
+        return True
+    children = list(value.values()) + list(value.keys()) if isinstance(value, dict) else value
+    return any(contains_itself(child, inside | {id(value)}) for child in children)
 
 
 def test_bodies_rendered_by_the_example_load_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
