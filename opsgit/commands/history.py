@@ -22,6 +22,8 @@ def history(env: str | None = None, *, as_json: bool = False) -> int:
     if not entries:
         output.say("No runs recorded yet.")
         return 0
+    output.say(f"{'WHEN':<25}  {'ENVIRONMENT':<12} {'KIND':<6} {'RESULT':<8} {'WHO':<10} {'COMMIT/PR':<14} "
+               f"{'TOOK':>8}  SUMMARY")
     for entry in entries:
         commit = (entry.get("commit") or "")[:10]
         where = entry.get("pull_request") or commit

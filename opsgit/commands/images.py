@@ -24,6 +24,7 @@ def images(env: str | None = None, *, as_json: bool = False) -> int:
         return 0
     promoted = {(name, role): image for name, environment in environments.items()
                 for role, image in environment.images.items()}
+    output.say(f"{'WHEN':<25}  {'ENV':<10} {'ROLE':<10} {'IMAGE':<28} {'BUILDER':<11} {'COMMIT':<10} WHO")
     for entry in entries:
         live = "  (promoted)" if promoted.get((entry["env"], entry["role"])) == entry["image_id"] else ""
         output.say(f"{entry['at']}  {entry['env']:<10} {entry['role']:<10} {entry['image_id']:<28} "

@@ -40,6 +40,7 @@ def locks() -> int:
     from opsgit.repo import environment_names, load_environment
 
     root = find_root()
+    output.say(f"{'ENVIRONMENT':<16} {'BACKEND':<7} LOCK")
     for env in environment_names(root):
         try:
             settings = load_environment(root, env).lock

@@ -10,10 +10,12 @@ happens the moment `stop` is set (the run lock was lost): nothing more starts.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,6 +38,9 @@ from opsgit.providers.base import (
 
 DEPOSED = ":deposed"
 STOP_POLL = 0.1  # how often a walk waiting on running changes looks at `stop`
+
+
+PROGRESS_INTERVAL = 10.0  # seconds between `Still creating...` lines, as Terraform prints them
 
 
 class StalePlan(UserError):
@@ -235,6 +240,31 @@ class Applier:
     # -- one operation ---------------------------------------------------------------------
 
     def _execute(self, operation: _Operation) -> str:
+        verbs: dict[tuple[str, ...], str] = {("update",): "modifying", ("read",): "reading"}
+        doing = "destroying" if operation.kind != "apply" else verbs.get(operation.change.actions, "creating")
+        with self._still(operation.change.address, doing):
+            return self._execute_one(operation)
+
+    @contextlib.contextmanager
+    def _still(self, address: str, doing: str) -> Iterator[None]:
+        """Terraform's `Still creating... [10s elapsed]`, every 10 s of a long operation."""
+        done = threading.Event()
+        started = time.monotonic()
+        interval = float(os.environ.get("OPSGIT_PROGRESS_INTERVAL") or PROGRESS_INTERVAL)
+
+        def tick() -> None:
+            while not done.wait(interval):
+                self.progress(f"{address}: Still {doing}... [{int(time.monotonic() - started)}s elapsed]")
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            ticker.join()
+
+    def _execute_one(self, operation: _Operation) -> str:
         change = operation.change
         address = change.address
         started = time.monotonic()
