@@ -43,19 +43,10 @@ def _paint(symbol: str, colour: bool) -> str:
 
 
 def _scalar(value: Any, sensitive: bool = False) -> str:
-    if sensitive:
-        return "(sensitive value)"
-    if value is UNKNOWN:
-        return "(known after apply)"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
+    """`show`, but a string as it reads (é, not \\u00e9), as Terraform's plan text has it."""
+    if isinstance(value, str) and not sensitive:
         return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    return json.dumps(replace_unknown(value, "(known after apply)"), sort_keys=True)
+    return show(value, sensitive)
 
 
 def _key(name: str) -> str:
