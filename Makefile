@@ -67,8 +67,8 @@ demo-cloud: venv checkov
 	  echo "hashicorp/aws 5.100.0 is not in $(TF_PLUGINS) or Terraform's mirrors. Unpack its release zip into"; \
 	  echo "  $(TF_PLUGINS)/registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64/, or run: make demo-cloud TF_PLUGINS=DIR"; exit 1; }
 	$(BIN)/python scripts/devservices.py up
-	TF_PLUGIN_CACHE_DIR=$(TF_PLUGINS) $(BIN)/opsgit plan --env cloud
-	TF_PLUGIN_CACHE_DIR=$(TF_PLUGINS) $(BIN)/opsgit apply --env cloud build/plans/cloud.plan.json
+	$(DEV_ENV) TF_PLUGIN_CACHE_DIR=$(TF_PLUGINS) $(BIN)/opsgit plan --env cloud
+	$(DEV_ENV) TF_PLUGIN_CACHE_DIR=$(TF_PLUGINS) $(BIN)/opsgit apply --env cloud build/plans/cloud.plan.json
 
 demo-down: venv
 	$(BIN)/python scripts/devservices.py down

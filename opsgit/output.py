@@ -24,6 +24,11 @@ def paint(text: str, colour: str, stream: TextIO | None = None) -> str:
     return f"\033[{COLOURS[colour]}m{text}\033[0m"
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 environment`, `2 environments`: a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else many or noun + 's'}"
+
+
 _WRITE = threading.Lock()
 
 

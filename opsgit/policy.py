@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsgit.errors import ConfigError, UserError
+from opsgit.output import plural
 
 if TYPE_CHECKING:
     from opsgit.engine.plan import Plan
@@ -107,7 +108,7 @@ class PolicyResult:
             return (f"Policy: {self.passed} passed, 0 failed"
                     + (f", {len(self.findings)} reported, not enforced" if self.findings else "") + ".")
         ids = ", ".join(sorted({f.check_id for f in self.failed}))
-        return f"Policy: {len(self.failed)} check{'s' if len(self.failed) != 1 else ''} failed ({ids})."
+        return f"Policy: {plural(len(self.failed), 'check')} failed ({ids})."
 
     def to_json(self) -> dict[str, Any]:
         return {"checkov_version": self.checkov_version, "resources": self.resources, "passed": self.passed,
@@ -221,7 +222,7 @@ def _judge(report: Mapping[str, Any], plan: Plan, settings: PolicySettings,
 
 def format_result(result: PolicyResult) -> str:
     """The table printed under the plan: every enforced failure, then how many others."""
-    lines = [f"Policy checks (checkov {result.checkov_version or '?'}, {result.resources} resources): "
+    lines = [f"Policy checks (checkov {result.checkov_version or '?'}, {plural(result.resources, 'resource')}): "
              f"{result.passed} passed, {len(result.failed)} failed"
              + (f", {len(result.findings) - len(result.failed)} reported, not enforced"
                 if len(result.findings) > len(result.failed) else "")

@@ -22,7 +22,7 @@ def affected(base: str | None = None, head: str = "HEAD", *, as_json: bool = Fal
         output.emit_json(result.to_json())
         return 0
     output.say(f"Comparing {result.base[:12]} (merge base of {base}) with {result.head[:12]}: "
-               f"{len(result.changed)} file(s) changed.")
+               f"{output.plural(len(result.changed), 'file')} changed.")
     if not (result.environments or result.images or result.configs):
         output.say("Nothing affected: no rendered environment, image or role bundle changed.")
         return 0

@@ -33,8 +33,8 @@ def render(root: Path | None = None, envs: Sequence[str] = (), roles: Sequence[s
     counts = Counter(a.kind for a in artefacts)
     for artefact in artefacts:
         output.say(f"  {output.paint(artefact.kind.ljust(6), 'dim')} {artefact.directory:<28} "
-                   f"{artefact.hash[:12]}  ({len(artefact.reads)} files read)")
-    summary = ", ".join(f"{n} {KIND_NAMES[k]}{'s' if n != 1 else ''}" for k, n in sorted(counts.items()))
+                   f"{artefact.hash[:12]}  ({output.plural(len(artefact.reads), 'file')} read)")
+    summary = ", ".join(output.plural(n, KIND_NAMES[k]) for k, n in sorted(counts.items()))
     shown = build.relative_to(root) if build.is_relative_to(root) else build
     output.say(f"Rendered {summary or 'nothing'} into {shown}/ in {time.perf_counter() - started:.2f}s.")
     return 0

@@ -100,8 +100,8 @@ def state_rm(env: str, addresses: list[str], *, lock_timeout: float = 0.0) -> in
     _rewrite(workspace, dict.fromkeys(addresses), lock_timeout)
     for address in addresses:
         output.say(f"Removed {address}")
-    output.say(f"Successfully removed {len(addresses)} resource instance(s). They still exist; opsgit no longer "
-               "manages them.")
+    output.say(f"Successfully removed {output.plural(len(addresses), 'resource instance')}. They still exist; "
+               "opsgit no longer manages them.")
     return 0
 
 
@@ -118,7 +118,7 @@ def state_mv(env: str, source: str, destination: str, *, lock_timeout: float = 0
     if destination in state.resources:
         raise UserError(f"{destination} already exists in the state", hint="remove it first with `state rm`")
     _rewrite(workspace, {source: None, destination: replace(moving, address=destination)}, lock_timeout)
-    output.say(f"Move \"{source}\" to \"{destination}\"\nSuccessfully moved 1 object(s).")
+    output.say(f"Move \"{source}\" to \"{destination}\"\nSuccessfully moved 1 object.")
     return 0
 
 
@@ -159,7 +159,7 @@ def state_migrate(env: str, addresses: list[str], *, lock_timeout: float = 0.0) 
         output.say(f"{address}: now managed by {_implementation(by_plugin)} [id={moved.id}]")
     if change:
         _rewrite(workspace, change, lock_timeout)
-    output.say(f"Successfully migrated {len(change)} resource instance(s).")
+    output.say(f"Successfully migrated {output.plural(len(change), 'resource instance')}.")
     return 0
 
 

@@ -51,9 +51,11 @@ def validate(root: Path | None = None, packer: bool = True) -> int:
     elif images and packer:
         output.warn("packer is not installed: image templates were checked by opsgit only "
                     "(install it with `apt-get install packer`)")
-    output.say(f"Valid: {len(repo.environments)} environments, {len(repo.modules)} modules, "
-               f"{len(repo.roles)} roles"
-               + (f"; packer validate passed for {len(images)} image templates and {builds} environment builds"
+    plural = output.plural
+    output.say(f"Valid: {plural(len(repo.environments), 'environment')}, {plural(len(repo.modules), 'module')}, "
+               f"{plural(len(repo.roles), 'role')}"
+               + (f"; packer validate passed for {plural(len(images), 'image template')} and "
+                  f"{plural(builds, 'environment build')}"
                   if images and binary else "")
                + ".")
     return 0

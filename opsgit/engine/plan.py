@@ -30,6 +30,7 @@ from opsgit.engine.resolve import (
 from opsgit.engine.state import ResourceState, State
 from opsgit.errors import UserError
 from opsgit.graph import Graph, Resource, refs
+from opsgit.output import plural
 from opsgit.providers.base import PlanningType, Provider, ProviderError, ResourceType, Stored, describe_error
 
 PLAN_FILE_FORMAT = 2  # a saved plan's own format (the JSON plan is Terraform's: `plan_json`)
@@ -137,7 +138,7 @@ class Plan:
 
     def summary_line(self) -> str:
         if self.mode == "refresh-only":
-            return (f"Drift: {len(self.resource_drift)} resource(s) changed outside opsgit."
+            return (f"Drift: {plural(len(self.resource_drift), 'resource')} changed outside opsgit."
                     if self.resource_drift else "No changes. Your infrastructure still matches the state.")
         if not any(c.actions not in (NOOP, READ) for c in self.resource_changes):
             return "No changes. Your infrastructure matches the configuration."

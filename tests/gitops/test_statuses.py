@@ -342,6 +342,23 @@ def test_a_dirty_tree_with_status_exits_1_and_posts_nothing(repo: Path, github: 
     assert listed.returncode == 0 and "warning: uncommitted changes in environments/a/env.yaml" in listed.stderr
 
 
+def workflow_command(job: str, env: str) -> list[str]:
+    """The opsgit command a job of the shipped workflow runs for a matrix entry `{env, action: plan}`,
+    read from `.github/workflows/opsgit.yml` itself so that the test runs what a team ships."""
+    import shlex
+
+    import yaml
+
+    from tests.conftest import REPO_ROOT
+
+    workflow = yaml.safe_load((REPO_ROOT / ".github/workflows/opsgit.yml").read_text())
+    [run] = [step["run"] for step in workflow["jobs"][job]["steps"]
+             if step.get("if") == "matrix.action == 'plan'" and "run" in step]
+    words = shlex.split(run.replace("${{ matrix.env }}", env))
+    assert words[0] == "opsgit", run
+    return words[1:]
+
+
 def test_a_pull_request_as_github_actions_runs_it(repo: Path, github: GitHub) -> None:
     """The shipped workflow's commands with GitHub Actions' variables and a real event payload:
     two matrix plan jobs at the same moment, then the push-to-main apply job."""
@@ -354,8 +371,7 @@ def test_a_pull_request_as_github_actions_runs_it(repo: Path, github: GitHub) ->
                               "base": {"sha": git(repo, "rev-parse", "main").strip()}}}
     env = actions_env(repo, github, event, "e" * 40)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        jobs = [pool.submit(run_opsgit, "plan", "--env", name, "--status", "--comment", "--out",
-                            str(repo.parent / f"{name}.plan.json"), cwd=repo, env=env) for name in ("a", "b")]
+        jobs = [pool.submit(run_opsgit, *workflow_command("plan", name), cwd=repo, env=env) for name in ("a", "b")]
         results = [job.result() for job in jobs]
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     assert {s["sha"] for s in github.statuses} == {head}
@@ -371,8 +387,7 @@ def test_a_pull_request_as_github_actions_runs_it(repo: Path, github: GitHub) ->
     merged = git(repo, "rev-parse", "HEAD").strip()
     github.commits.add(merged)
     push = actions_env(repo, github, None, merged)
-    applied = run_opsgit("apply", "--env", "a", "--auto-approve", "--status", "--lock-timeout", "1m", cwd=repo,
-                         env=push)
+    applied = run_opsgit(*workflow_command("apply", "a"), cwd=repo, env=push)
     assert applied.returncode == 0, applied.stderr
     assert [(s["sha"], s["state"]) for s in github.statuses if s["context"] == "opsgit/apply: a"] == [
         (merged, "pending"), (merged, "success")]

@@ -173,9 +173,10 @@ def test_the_examples_cloud_environment_applies_with_the_provider(tmp_path: Path
     from tests.conftest import copy_example
 
     root = copy_example(tmp_path / "ops")
-    env = root / "environments/cloud/env.yaml"
-    env.write_text(env.read_text().replace("http://127.0.0.1:5000", moto.url))
-    extra = {"TF_PLUGIN_CACHE_DIR": str(MIRROR)}
+    # As `make demo-cloud` runs it: the endpoint and credentials from the environment, as every
+    # AWS SDK reads them; env.yaml names no port.
+    extra = {"TF_PLUGIN_CACHE_DIR": str(MIRROR), "AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test",
+             "AWS_SECRET_ACCESS_KEY": "test"}
     applied = run_opsgit("apply", "--env", "cloud", "--auto-approve", cwd=root, timeout=600, extra=extra)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Apply complete! Resources: 15 added, 0 changed, 0 destroyed." in applied.stdout
