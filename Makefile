@@ -14,7 +14,7 @@ venv: $(STAMP)
 # of its own: it pins dependencies (packaging<24) that the test tools cannot share.
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell grep -o 'checkov==[0-9.]*' pyproject.toml)
-export OPSGIT_CHECKOV := $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
+export OPSGIT_CHECKOV := $(abspath $(CHECKOV_VENV))/bin/checkov
 checkov: $(CHECKOV_STAMP)
 
 $(CHECKOV_STAMP): pyproject.toml

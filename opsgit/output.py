@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from opsgit.secrets import redact, redact_data
@@ -30,14 +31,30 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
 
 
 _WRITE = threading.Lock()
+_SINKS: list[Callable[[str], None]] = []
+
+
+def tee(sink: Callable[[str], None]) -> Callable[[], None]:
+    """Give `sink` every line said from now on, masked (a run's log); returns what stops it."""
+    with _WRITE:
+        _SINKS.append(sink)
+
+    def stop() -> None:
+        with _WRITE:
+            if sink in _SINKS:
+                _SINKS.remove(sink)
+    return stop
 
 
 def say(text: str = "", stream: TextIO | None = None) -> None:
     # One write per line under a lock: apply reports from several threads at once.
     target = stream or sys.stdout
+    masked = redact(text)
     with _WRITE:
-        target.write(redact(text) + "\n")
+        target.write(masked + "\n")
         target.flush()
+        for sink in _SINKS:
+            sink(masked)
 
 
 def log(text: str) -> None:

@@ -21,6 +21,7 @@ from opsgit.engine.plan import Plan, Planner
 from opsgit.engine.state import State
 from opsgit.errors import ConfigError
 from opsgit.gitops.history import HistoryStore, history_store
+from opsgit.gitops.runs import RunStore, run_store
 from opsgit.graph import Graph
 from opsgit.locks import RunLock, open_lock
 from opsgit.providers.base import Provider, load_provider
@@ -65,6 +66,10 @@ class Workspace:
     @functools.cached_property
     def history(self) -> HistoryStore:
         return history_store(self.environment.state, self.root)
+
+    @functools.cached_property
+    def runs(self) -> RunStore:
+        return run_store(self.environment.state, self.root)
 
     @property
     def backend_settings(self) -> dict[str, Any]:

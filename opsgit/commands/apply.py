@@ -15,6 +15,7 @@ from opsgit.commands.plan import PARALLELISM, POLICY, SHA
 if TYPE_CHECKING:
     from opsgit.engine.apply import ApplyResult
     from opsgit.engine.plan import Plan
+    from opsgit.gitops.runs import Recorder
     from opsgit.locks import Held
     from opsgit.workspace import Workspace
 
@@ -31,12 +32,15 @@ def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False
     from opsgit.engine.plan_text import format_plan
     from opsgit.engine.planfile import read_plan
     from opsgit.errors import UserError
+    from opsgit.gitops.history import head_commit
+    from opsgit.gitops.runs import record_run
     from opsgit.locks import hold
     from opsgit.policy import PolicyResult, check_policy, format_result, refuse_failed_policy
     from opsgit.workspace import open_workspace
 
     workspace = open_workspace(env)
-    with hold(workspace.lock, env, "apply", lock_timeout) as held:
+    with hold(workspace.lock, env, "apply", lock_timeout) as held, \
+            record_run(workspace.runs, env, "apply", head_commit(workspace.root)) as run:
         workspace.recover_creates(record=True)  # what a killed run created is recorded, not made again
         if plan_file is not None:
             chosen = read_plan(plan_file)
@@ -51,22 +55,25 @@ def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False
             if chosen.policy is not None:
                 output.say("\n" + format_result(PolicyResult.from_json(chosen.policy)))
             if not chosen.has_changes:
+                run.finish("no_changes", summary=chosen.summary_line())
                 return 0
             if not auto_approve and not _approved(env, workspace):
                 output.say("Apply cancelled.")
+                run.finish("discarded", summary="Apply cancelled.")
                 return 1
         refuse_failed_policy(chosen, "apply", override_policy)
         held.check()
         if not status:
-            return _run(workspace, chosen, parallelism, held, override_policy)
+            return _run(workspace, chosen, parallelism, held, run, override_policy)
         from opsgit.gitops.status import StageStatus
 
         results: list[ApplyResult] = []
         reporter = StageStatus(workspace.root, workspace.settings.status_context_prefix, env, "apply", results, sha)
         with reporter:
-            return _run(workspace, chosen, parallelism, held, override_policy, results,
-                        {"status": {"context": reporter.context, "sha": reporter.poster.target.sha,
-                                    "url": reporter.poster.target.target_url}})
+            posted = {"context": reporter.context, "sha": reporter.poster.target.sha,
+                      "url": reporter.poster.target.target_url}
+            run.note(status=posted)
+            return _run(workspace, chosen, parallelism, held, run, override_policy, results, {"status": posted})
 
 
 def _approved(env: str, workspace: Workspace) -> bool:
@@ -82,8 +89,9 @@ def _approved(env: str, workspace: Workspace) -> bool:
     return answer.strip() == "yes"
 
 
-def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, override_policy: str | None = None,
-         results: list[ApplyResult] | None = None, recorded: dict[str, Any] | None = None) -> int:
+def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, run: Recorder,
+         override_policy: str | None = None, results: list[ApplyResult] | None = None,
+         recorded: dict[str, Any] | None = None) -> int:
     from opsgit import output
     from opsgit.engine.apply import Applier
     from opsgit.engine.plan_text import show
@@ -98,7 +106,7 @@ def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, overrid
         output.say(line)
 
     applier = Applier(plan, workspace.backend, workspace.providers(state), parallelism=parallelism,
-                      progress=progress, stop=held.lost)
+                      progress=progress, stop=held.lost, on_step=run.progress)
     started = time.monotonic()
     result = applier.run()
     if results is not None:
@@ -108,7 +116,9 @@ def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, overrid
                    summary=result.summary_line() if result.ok else "; ".join(problems)[:300],
                    result="applied" if result.ok else "failed", duration=time.monotonic() - started,
                    plan_document=plan.to_json(), log="\n".join(lines),
-                   extra={**_override(plan, override_policy), **(recorded or {})})
+                   extra={**_override(plan, override_policy), **(recorded or {}), "run": run.number})
+    outputs = {name: show(entry["value"], bool(entry.get("sensitive")))
+               for name, entry in sorted(result.state.outputs.items())}
     if not result.ok:
         output.say("")
         for error in result.errors:
@@ -117,15 +127,17 @@ def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, overrid
                    f"not done: {', '.join(result.not_done) or 'nothing'}. The state is saved; "
                    + ("plan again once the lock is yours." if result.stopped else
                       "fix the problem and run apply again."))
+        run.finish("errored", summary="; ".join(problems)[:300], error="; ".join(problems)[:2000])
         if result.stopped:
             raise lock_lost(workspace.env)
         return 1
     output.say("")
     output.say(output.paint(result.summary_line(), "green"))
-    if result.state.outputs:
+    if outputs:
         output.say("\nOutputs:\n")
-        for name, entry in sorted(result.state.outputs.items()):
-            output.say(f"{name} = {show(entry['value'], bool(entry.get('sensitive')))}")
+        for name, shown in outputs.items():
+            output.say(f"{name} = {shown}")
+    run.finish("applied", summary=result.summary_line(), outputs=outputs)
     return 0
 
 

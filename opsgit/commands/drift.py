@@ -13,13 +13,21 @@ def drift(env: str, *, as_json: bool = False, parallelism: int = 10) -> int:
     from opsgit import output
     from opsgit.engine.plan_text import format_plan
     from opsgit.error_handler import EXIT_CHANGES
+    from opsgit.gitops.history import head_commit
+    from opsgit.gitops.runs import record_run
     from opsgit.workspace import open_workspace
 
-    result = open_workspace(env).plan(mode="refresh-only", parallelism=parallelism)
+    workspace = open_workspace(env)
+    with record_run(workspace.runs, env, "drift", head_commit(workspace.root)) as run:
+        result = workspace.plan(mode="refresh-only", parallelism=parallelism)
+        if as_json:
+            run.line(format_plan(result))
+        else:
+            output.say(format_plan(result, colour=output.use_colour(sys.stdout)))
+        run.finish("drift" if result.resource_drift else "no_drift", summary=result.summary_line(),
+                   drift=len(result.resource_drift))
     if as_json:
         output.emit_json({"env": env, "resource_drift": [c.to_json() for c in result.resource_drift]})
-    else:
-        output.say(format_plan(result, colour=output.use_colour(sys.stdout)))
     return EXIT_CHANGES if result.resource_drift else 0
 
 

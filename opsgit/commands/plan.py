@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,8 +37,8 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
     from opsgit.engine.planfile import save_plan
     from opsgit.error_handler import EXIT_CHANGES
     from opsgit.gitops import history
-    from opsgit.gitops.status import StageStatus
-    from opsgit.policy import check_policy, refuse_failed_policy, start_policy
+    from opsgit.gitops.runs import record_run
+    from opsgit.policy import refuse_failed_policy
     from opsgit.workspace import open_workspace
 
     workspace = open_workspace(env)
@@ -48,11 +47,47 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
 
         refuse_or_warn_uncommitted(workspace.root, posting=True)  # the status describes the commit
     mode = "refresh-only" if refresh_only else "destroy" if destroy else "normal"
-    started = time.monotonic()
+    with record_run(workspace.runs, env, "plan", history.head_commit(workspace.root)) as run:
+        result = _plan(workspace, mode, targets, parallelism, refresh, status, policy, sha)
+        path = out or workspace.plan_path
+        save_plan(result, path)
+        text = format_plan(result)
+        verdict = _policy_verdict(result)
+        if as_json:
+            run.line(text + (f"\n\n{verdict}" if verdict else ""))  # the run page shows the plan, not its JSON
+        else:
+            output.say(format_plan(result, colour=output.use_colour(sys.stdout)))
+            if verdict:
+                output.say(f"\n{verdict}")
+            shown = path.relative_to(workspace.root) if path.is_relative_to(workspace.root) else path
+            if result.has_changes:
+                output.say(f"\nSaved the plan to: {shown}\nTo perform exactly these actions, run: "
+                           f"opsgit apply --env {env} {shown}")
+        history.record(workspace.history, workspace.root, env, kind="plan", summary=result.summary_line(),
+                       result="changes" if result.has_changes else "no-op", duration=run.elapsed,
+                       plan_document=result.to_json(), log=text + (f"\n\n{verdict}" if verdict else ""),
+                       extra={"run": run.number})
+        run.finish("planned" if result.has_changes else "no_changes", summary=result.summary_line(),
+                   drift=len(result.resource_drift), policy=_policy_summary(result))
+        if comment:
+            _comment(workspace, result, sha)
+    if as_json:
+        output.emit_json(result.to_json())
+    refuse_failed_policy(result, "plan")
+    return EXIT_CHANGES if detailed_exitcode and result.has_changes else 0
+
+
+def _plan(workspace: Workspace, mode: str, targets: Sequence[str], parallelism: int, refresh: bool, status: bool,
+          policy: str, sha: str | None) -> Plan:
+    """The plan, then its policy checks (checkov loads itself while the plan is made), each stage
+    with its commit status when `status`."""
+    from opsgit.gitops.status import StageStatus
+    from opsgit.policy import check_policy, start_policy
+
     plans: list[Plan] = []
-    checking = start_policy(workspace, policy, mode)  # checkov loads itself while the plan is made
+    checking = start_policy(workspace, policy, mode)
+    env, prefix = workspace.env, workspace.settings.status_context_prefix
     try:
-        prefix = workspace.settings.status_context_prefix
         with StageStatus(workspace.root, prefix, env, "plan", plans, sha) if status else contextlib.nullcontext(plans):
             _tell_holder(workspace)
             result = workspace.plan(mode=mode, targets=targets, parallelism=parallelism, refresh=refresh)
@@ -64,27 +99,13 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
     finally:
         if checking is not None:
             checking.cancel()
-    path = out or workspace.plan_path
-    save_plan(result, path)
-    text = format_plan(result)
-    verdict = _policy_verdict(result)
-    history.record(workspace.history, workspace.root, env, kind="plan", summary=result.summary_line(),
-                   result="changes" if result.has_changes else "no-op", duration=time.monotonic() - started,
-                   plan_document=result.to_json(), log=text + (f"\n\n{verdict}" if verdict else ""))
-    if as_json:
-        output.emit_json(result.to_json())
-    else:
-        output.say(format_plan(result, colour=output.use_colour(sys.stdout)))
-        if verdict:
-            output.say(f"\n{verdict}")
-        shown = path.relative_to(workspace.root) if path.is_relative_to(workspace.root) else path
-        if result.has_changes:
-            output.say(f"\nSaved the plan to: {shown}\nTo perform exactly these actions, run: "
-                       f"opsgit apply --env {env} {shown}")
-    if comment:
-        _comment(workspace, result, sha)
-    refuse_failed_policy(result, "plan")
-    return EXIT_CHANGES if detailed_exitcode and result.has_changes else 0
+    return result
+
+
+def _policy_summary(result: Plan) -> str | None:
+    from opsgit.policy import PolicyResult
+
+    return PolicyResult.from_json(result.policy).summary() if result.policy is not None else None
 
 
 def _comment(workspace: Workspace, result: Plan, sha: str | None) -> None:

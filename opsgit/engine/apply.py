@@ -89,7 +89,7 @@ def check_fresh(plan: Plan, state: State) -> None:
 class Applier:
     def __init__(self, plan: Plan, backend: StateBackend, providers: Mapping[str, Provider], *,
                  parallelism: int = 10, progress: Callable[[str], None] = print,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, on_step: Callable[[int, int], None] | None = None) -> None:
         if plan.graph is None:
             raise UserError("the plan carries no graph", hint="make it with `opsgit plan --out FILE`")
         self.plan = plan
@@ -98,6 +98,7 @@ class Applier:
         self.providers = providers
         self.parallelism = max(1, parallelism)
         self.progress = progress
+        self.on_step = on_step  # (changes done, changes in all) after each one, for a live run
         self.stop = stop or threading.Event()
         self._lock = threading.Lock()
         self.resources: dict[str, ResourceState] = {}
@@ -212,6 +213,8 @@ class Applier:
                 for future in done:
                     key = running.pop(future)
                     operation = operations[key]
+                    if self.on_step is not None:
+                        self.on_step(len(completed) + len(result.errors) + 1, len(operations))
                     try:
                         counted = future.result()
                     except Exception as error:  # one resource failed: report it, stop scheduling

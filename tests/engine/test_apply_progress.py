@@ -23,6 +23,6 @@ def test_a_long_create_says_it_is_still_creating(tmp_path: Path) -> None:
     assert any(line.startswith("module.app.time_sleep.settle: Creation complete after") for line in lines)
     assert "Apply complete! Resources: 1 added, 0 changed, 0 destroyed." in lines
     history = run_opsgit("history", "--env", "t", cwd=root).stdout.splitlines()
-    assert history[0].split() == ["WHEN", "ENVIRONMENT", "KIND", "RESULT", "WHO", "COMMIT/PR", "TOOK", "SUMMARY"]
+    assert history[0].split() == ["WHEN", "ENVIRONMENT", "RUN", "KIND", "RESULT", "WHO", "COMMIT/PR", "TOOK", "SUMMARY"]
     locks = run_opsgit("locks", cwd=root).stdout.splitlines()
     assert locks[0].split() == ["ENVIRONMENT", "BACKEND", "LOCK"] and locks[1].split()[:3] == ["t", "local", "free"]

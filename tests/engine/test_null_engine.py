@@ -136,8 +136,8 @@ def test_history_records_plans_and_applies(repo: Path) -> None:
     assert [(e["kind"], e["result"]) for e in entries] == [("plan", "changes"), ("apply", "applied")]
     assert entries[1]["summary"] == "Apply complete! Resources: 5 added, 0 changed, 0 destroyed."
     assert entries[0]["plan_hash"] and entries[0]["duration_seconds"] >= 0
-    text = run(repo, "history").stdout
-    assert "t            apply  applied" in text
+    rows = [line.split()[1:5] for line in run(repo, "history").stdout.splitlines()[1:]]
+    assert rows == [["t", "#1", "plan", "changes"], ["t", "#2", "apply", "applied"]]
 
 
 def test_ignore_changes_and_import(repo: Path) -> None:
