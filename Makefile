@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: demo demo-cloud demo-down test lint typecheck unit test-slow test-faults bench packer strace venv checkov clean
+.PHONY: demo demo-cloud demo-down test lint typecheck unit test-slow test-faults bench packer strace graphviz venv checkov clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,11 @@ $(STAMP): pyproject.toml
 packer:
 	@command -v packer >/dev/null 2>&1 || { echo "installing packer (Debian package)"; \
 	  $(APT) update -q && $(APT) install -y -q packer; }
+
+# Graphviz's dot draws `opsgit graph --svg` and the dashboard's pictures (Debian's package).
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { echo "installing graphviz (Debian package)"; \
+	  $(APT) update -q && $(APT) install -y -q graphviz; }
 
 # strace kills a process at an exact system call in the crash tests (Debian's package).
 strace:
@@ -82,12 +87,12 @@ typecheck: venv
 # Two workers (CI has two cores): most tests wait on processes they started, so the suite's wall
 # time nearly halves. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
-unit: venv packer strace checkov
+unit: venv packer strace checkov graphviz
 	$(BIN)/pytest -q -m "not slow" -n $(PYTEST_WORKERS)
 
 test: lint typecheck unit
 
-test-slow: venv packer strace checkov
+test-slow: venv packer strace checkov graphviz
 	$(BIN)/pytest -q -m slow -n $(PYTEST_WORKERS)
 
 # The fault suite with many trials each; its figures go to docs/reliability.md.

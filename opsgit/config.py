@@ -10,7 +10,7 @@ from pathlib import Path
 from opsgit.errors import ConfigError
 from opsgit.policy import PolicySettings, parse_settings
 
-KNOWN_SETTINGS = ("org", "status_context_prefix", "default_base", "build_dir", "plugin_dirs", "policy")
+KNOWN_SETTINGS = ("org", "status_context_prefix", "default_base", "build_dir", "plugin_dirs", "policy", "alerts_notify")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Settings:
     """Filesystem mirrors of Terraform providers to look in first (Terraform's layout)."""
     policy: PolicySettings | None = None
     """`[tool.opsgit.policy]`: the checks a plan must pass (`opsgit.policy`)."""
+    alerts_notify: tuple[str, ...] = ()
+    """Where `opsgit alerts` sends alerts: Apprise URLs or http(s) webhooks (OPSGIT_ALERT_URLS wins)."""
 
     @property
     def build_path(self) -> Path:
@@ -73,10 +75,11 @@ def load_settings(root: Path) -> Settings:
             )
         if key == "policy":
             continue  # checked by parse_settings
-        if key == "plugin_dirs":
+        if key in ("plugin_dirs", "alerts_notify"):
             if not isinstance(table[key], list) or not all(isinstance(d, str) for d in table[key]):
-                raise ConfigError("[tool.opsgit] plugin_dirs must be a list of directories", file="pyproject.toml",
-                                  hint='plugin_dirs = ["/opt/terraform/plugins"]')
+                raise ConfigError(f"[tool.opsgit] {key} must be a list of strings", file="pyproject.toml",
+                                  hint='plugin_dirs = ["/opt/terraform/plugins"]' if key == "plugin_dirs" else
+                                  'alerts_notify = ["slack://TOKEN/CHANNEL", "https://hooks.example.com/opsgit"]')
         elif not isinstance(table[key], str):
             raise ConfigError(f"[tool.opsgit] {key} must be a string", file="pyproject.toml")
     build_dir = Path(table.get("build_dir", "build"))
@@ -94,6 +97,7 @@ def load_settings(root: Path) -> Settings:
         build_dir=Path(os.environ.get("OPSGIT_BUILD_DIR") or build_dir),
         plugin_dirs=tuple(Path(d) if Path(d).is_absolute() else root / d for d in table.get("plugin_dirs", [])),
         policy=parse_settings(table["policy"]) if "policy" in table else None,
+        alerts_notify=tuple(table.get("alerts_notify", [])),
     )
 
 

@@ -66,7 +66,8 @@ def _declaration_import(name: str, imported: str) -> bool:
                                 ("opsgit.commands.plan", "opsgit.commands.drift"),
                                 ("opsgit.commands.apply", "opsgit.commands.state"),
                                 ("opsgit.commands.plan_affected", "opsgit.commands.plan"),
-                                ("opsgit.commands.image", "opsgit.commands.verify")}
+                                ("opsgit.commands.image", "opsgit.commands.verify"),
+                                ("opsgit.commands.server", "opsgit.commands.alerts")}
 
 
 def test_no_import_cycles() -> None:

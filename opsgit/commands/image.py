@@ -83,31 +83,39 @@ def image(role: str | None = None, env: str | None = None, *, only: str | None =
         output.say(f"Would build {label} from {shown} in {workdir}:")
         output.say(f"  HC_ROLE={role} OPSGIT_COMMIT={commit or '?'} {shlex.join(argv)}")
         return 0
-    output.say(f"Building {label} with Packer" + (f" (builder {builder})" if builder else "") + " ...")
-    started = time.monotonic()
-    run_build(argv, workdir, {**packer_environment(role), "OPSGIT_COMMIT": commit}, label)
-    builds = last_run_builds(workdir / "manifest.json")
-    if promote and len(builds) > 1:
-        raise UserError(f"Packer built {len(builds)} artefacts ({', '.join(b.builder for b in builds)}); "
-                        "nothing was promoted", hint="choose one with --only BUILDER")
-    region = _region(environment)
-    template_hash = hashlib.sha256(template.read_bytes()).hexdigest()
-    built_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    records = [ImageRecord(role=role, env=env, image_id=image_id(b, workdir, role, region), artifact_id=b.artifact_id,
-                           builder=b.builder, builder_type=b.builder_type, commit=commit or None, at=built_at,
-                           template_hash=template_hash, packer_run_uuid=b.run_uuid, files=b.files,
-                           who=who.get("who")) for b in builds]
-    consul = Consul()
-    for record in records:
-        try:
-            record_image(root, environment, record, consul)
-        except ConsulError as error:
-            raise UserError(f"image {record.image_id} is built and in the image history, but not in Consul KV "
-                            f"{kv_key(env, role)}: {error.message}",
-                            hint="start Consul (or set CONSUL_HTTP_ADDR) and build again") from None
-        output.say(f"Built {label}: {output.paint(record.image_id, 'bold')} (builder {record.builder}, "
-                   f"{time.monotonic() - started:.1f}s); recorded in the image history and Consul KV "
-                   f"{kv_key(env, role)}")
+    from opsgit.gitops.runs import record_run, run_store
+
+    with record_run(run_store(environment.state, root), env, "image", commit or None) as run:
+        run.note(role=role, builder=builder)
+        output.say(f"Building {label} with Packer" + (f" (builder {builder})" if builder else "") + " ...")
+        started = time.monotonic()
+        run_build(argv, workdir, {**packer_environment(role), "OPSGIT_COMMIT": commit}, label)
+        builds = last_run_builds(workdir / "manifest.json")
+        if promote and len(builds) > 1:
+            raise UserError(f"Packer built {len(builds)} artefacts ({', '.join(b.builder for b in builds)}); "
+                            "nothing was promoted", hint="choose one with --only BUILDER")
+        region = _region(environment)
+        template_hash = hashlib.sha256(template.read_bytes()).hexdigest()
+        built_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        records = [ImageRecord(role=role, env=env, image_id=image_id(b, workdir, role, region),
+                               artifact_id=b.artifact_id, builder=b.builder, builder_type=b.builder_type,
+                               commit=commit or None, at=built_at, template_hash=template_hash,
+                               packer_run_uuid=b.run_uuid, files=b.files, who=who.get("who"), run=run.number)
+                   for b in builds]
+        consul = Consul()
+        for record in records:
+            try:
+                record_image(root, environment, record, consul)
+            except ConsulError as error:
+                raise UserError(f"image {record.image_id} is built and in the image history, but not in Consul KV "
+                                f"{kv_key(env, role)}: {error.message}",
+                                hint="start Consul (or set CONSUL_HTTP_ADDR) and build again") from None
+            output.say(f"Built {label}: {output.paint(record.image_id, 'bold')} (builder {record.builder}, "
+                       f"{time.monotonic() - started:.1f}s); recorded in the image history and Consul KV "
+                       f"{kv_key(env, role)}")
+        run.finish("built", summary=f"Built {label}: {', '.join(r.image_id for r in records)}",
+                   images=[{"image_id": r.image_id, "artifact_id": r.artifact_id, "builder": r.builder}
+                           for r in records], builder=records[0].builder if records else builder)
     if promote:
         _promote(root, environment, role, records[0])
     return 0

@@ -68,7 +68,9 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
                        plan_document=result.to_json(), log=text + (f"\n\n{verdict}" if verdict else ""),
                        extra={"run": run.number})
         run.finish("planned" if result.has_changes else "no_changes", summary=result.summary_line(),
-                   drift=len(result.resource_drift), policy=_policy_summary(result))
+                   drift=len(result.resource_drift), policy=_policy_summary(result),
+                   changes={c.address: list(c.actions) for c in result.resource_changes
+                            if c.actions not in (("no-op",), ("read",))})
         if comment:
             _comment(workspace, result, sha)
     if as_json:

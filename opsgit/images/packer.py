@@ -131,7 +131,7 @@ def run_build(argv: Sequence[str], workdir: Path, env: Mapping[str, str], label:
             output.say(f"{output.paint(f'{label} {time.monotonic() - started:5.1f}s', 'dim')} | {text}")
     code = process.wait()
     if code != 0:
-        raise ToolError(f"packer build failed for {label} (exit {code}); nothing was recorded",
+        raise ToolError(f"packer build failed for {label} (exit {code}); no image was recorded",
                         hint="see Packer's output above")
 
 

@@ -28,6 +28,7 @@ class ImageRecord:
     packer_run_uuid: str
     files: tuple[str, ...] = ()
     who: str | None = None
+    run: int = 0  # the build's run: its whole Packer log (`opsgit history --env ENV --run N`)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": uuid.uuid4().hex, **asdict(self), "files": list(self.files)}
