@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: demo demo-cloud demo-down test lint typecheck unit test-slow test-faults bench packer strace graphviz venv checkov clean
+.PHONY: demo demo-cloud demo-down test lint typecheck unit test-slow test-faults bench packer strace graphviz chromium screenshots venv checkov clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,11 @@ graphviz:
 	@command -v dot >/dev/null 2>&1 || { echo "installing graphviz (Debian package)"; \
 	  $(APT) update -q && $(APT) install -y -q graphviz; }
 
+# Debian's Chromium: the dashboard's browser tests and `make screenshots` drive it with Playwright.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (Debian package)"; \
+	  $(APT) update -q && $(APT) install -y -q chromium; }
+
 # strace kills a process at an exact system call in the crash tests (Debian's package).
 strace:
 	@command -v strace >/dev/null 2>&1 || { echo "installing strace (Debian package)"; \
@@ -49,10 +54,11 @@ strace:
 # (two checkouts on one machine: `make demo OPSGIT_DEMO_AWS_PORT=5100 OPSGIT_DEMO_CONSUL_PORT=8600`).
 export OPSGIT_DEMO_AWS_PORT ?= 5000
 export OPSGIT_DEMO_CONSUL_PORT ?= 8500
+export OPSGIT_DEMO_DASHBOARD_PORT ?= 8800
 DEV_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:$(OPSGIT_DEMO_AWS_PORT) AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev \
 	AWS_DEFAULT_REGION=us-east-1 CONSUL_HTTP_ADDR=127.0.0.1:$(OPSGIT_DEMO_CONSUL_PORT)
 
-demo: venv packer checkov
+demo: venv packer checkov graphviz
 	$(BIN)/opsgit validate
 	$(BIN)/opsgit render --env dev
 	$(BIN)/python scripts/devservices.py up
@@ -60,7 +66,8 @@ demo: venv packer checkov
 	$(DEV_ENV) $(BIN)/opsgit apply --env dev build/plans/dev.plan.json
 	$(DEV_ENV) HC_ROLE=binstore $(BIN)/opsgit image --env dev
 	$(BIN)/opsgit verify --role binstore --hosts local://
-	@echo; echo "Run \`make demo\` again: nothing to change. \`make demo-down\` stops moto_server and the agent."
+	$(BIN)/python scripts/devservices.py dashboard
+	@echo; echo "Run \`make demo\` again: nothing to change. \`make demo-down\` stops moto_server, the agent and the dashboard."
 	@echo "The provider example (hashicorp/aws as a plugin: VPC, load balancer, IAM): \`make demo-cloud\`."
 
 # The provider example: environments/cloud, applied by the real hashicorp/aws provider (a
@@ -75,6 +82,10 @@ demo-cloud: venv checkov
 	$(DEV_ENV) TF_PLUGIN_CACHE_DIR=$(TF_PLUGINS) $(BIN)/opsgit plan --env cloud
 	$(DEV_ENV) TF_PLUGIN_CACHE_DIR=$(TF_PLUGINS) $(BIN)/opsgit apply --env cloud build/plans/cloud.plan.json
 
+# docs/screenshots/*.png, shown in docs/guide.md: the demo's dashboard in Chromium.
+screenshots: demo chromium
+	$(BIN)/python scripts/screenshots.py http://127.0.0.1:$(OPSGIT_DEMO_DASHBOARD_PORT) docs/screenshots
+
 demo-down: venv
 	$(BIN)/python scripts/devservices.py down
 
@@ -87,12 +98,12 @@ typecheck: venv
 # Two workers (CI has two cores): most tests wait on processes they started, so the suite's wall
 # time nearly halves. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
-unit: venv packer strace checkov graphviz
+unit: venv packer strace checkov graphviz chromium
 	$(BIN)/pytest -q -m "not slow" -n $(PYTEST_WORKERS)
 
 test: lint typecheck unit
 
-test-slow: venv packer strace checkov graphviz
+test-slow: venv packer strace checkov graphviz chromium
 	$(BIN)/pytest -q -m slow -n $(PYTEST_WORKERS)
 
 # The fault suite with many trials each; its figures go to docs/reliability.md.

@@ -1,10 +1,12 @@
 """Start or stop the dev environment's local services: moto_server (the AWS API) and the opsgit
 dev agent (Consul), in the background, on loopback. Used by `make demo` and `make demo-down`.
 
-    python scripts/devservices.py up      # idempotent: starts only what is not running
-    python scripts/devservices.py down    # stops what `up` started, in this checkout only
+    python scripts/devservices.py up         # idempotent: starts only what is not running
+    python scripts/devservices.py dashboard  # `opsgit server --alerts` on the demo's services
+    python scripts/devservices.py down       # stops what `up` and `dashboard` started, in this checkout only
 
-Ports: OPSGIT_DEMO_AWS_PORT (default 5000) and OPSGIT_DEMO_CONSUL_PORT (default 8500), so two
+Ports: OPSGIT_DEMO_AWS_PORT (default 5000), OPSGIT_DEMO_CONSUL_PORT (default 8500) and
+OPSGIT_DEMO_DASHBOARD_PORT (default 8800), so two
 checkouts on one machine can each run the demo. A service counts as running only when the
 process on its port is this checkout's own (its pid file, and that process's command line is
 the one this script starts); a port held by anything else is an error naming the variable.
@@ -25,13 +27,21 @@ RUN = ROOT / ".opsgit" / "run"
 BIN = Path(sys.executable).parent
 AWS_PORT = int(os.environ.get("OPSGIT_DEMO_AWS_PORT") or 5000)
 CONSUL_PORT = int(os.environ.get("OPSGIT_DEMO_CONSUL_PORT") or 8500)
+DASHBOARD_PORT = int(os.environ.get("OPSGIT_DEMO_DASHBOARD_PORT") or 8800)
+DEMO_ENV = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{AWS_PORT}", "AWS_ACCESS_KEY_ID": "dev",
+            "AWS_SECRET_ACCESS_KEY": "dev", "AWS_DEFAULT_REGION": "us-east-1",
+            "CONSUL_HTTP_ADDR": f"127.0.0.1:{CONSUL_PORT}"}
 SERVICES = {
     "moto": ([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(AWS_PORT)],
              f"http://127.0.0.1:{AWS_PORT}/moto-api/", "OPSGIT_DEMO_AWS_PORT"),
     "consul": ([sys.executable, "-m", "opsgit", "agent", "--dev", "--http-addr", f"127.0.0.1:{CONSUL_PORT}",
                 "--data-dir", str(ROOT / ".opsgit" / "consul")], f"http://127.0.0.1:{CONSUL_PORT}/v1/status/leader",
                "OPSGIT_DEMO_CONSUL_PORT"),
+    "dashboard": ([sys.executable, "-m", "opsgit", "server", "--http-addr", f"127.0.0.1:{DASHBOARD_PORT}", "--alerts",
+                   "--change-threshold", "10s"], f"http://127.0.0.1:{DASHBOARD_PORT}/login",
+                  "OPSGIT_DEMO_DASHBOARD_PORT"),
 }
+BACKGROUND = ("moto", "consul")  # what `up` starts; the dashboard comes last, once the demo has run
 
 
 def answers(url: str) -> bool:
@@ -60,10 +70,21 @@ def ours(name: str, command: list[str] | None = None) -> int | None:
 
 
 def up() -> None:
-    RUN.mkdir(parents=True, exist_ok=True)
     print(f"demo services: AWS API (moto_server) on 127.0.0.1:{AWS_PORT}, Consul (opsgit agent) on "
           f"127.0.0.1:{CONSUL_PORT}")
-    for name, (command, url, variable) in SERVICES.items():
+    start(BACKGROUND)
+
+
+def dashboard() -> None:
+    start(("dashboard",))
+    print(f"The dashboard: http://127.0.0.1:{DASHBOARD_PORT}/ (runs, locks, images, Consul health, alerts; "
+          "sign in to unlock with OPSGIT_SERVER_TOKEN set)")
+
+
+def start(names: tuple[str, ...]) -> None:
+    RUN.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        command, url, variable = SERVICES[name]
         pid = ours(name, command)
         if pid is not None and answers(url):
             print(f"{name}: already running (pid {pid}, this checkout's)")
@@ -73,7 +94,7 @@ def up() -> None:
                      f"set {variable} to a free port (make demo {variable}=...)")
         log = (RUN / f"{name}.log").open("ab")
         process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                                   cwd=ROOT)
+                                   cwd=ROOT, env={**os.environ, **DEMO_ENV})
         (RUN / f"{name}.pid").write_text(str(process.pid))
         deadline = time.monotonic() + 30
         while not answers(url):
@@ -99,4 +120,4 @@ def down() -> None:
 
 
 if __name__ == "__main__":
-    {"up": up, "down": down}[sys.argv[1] if len(sys.argv) > 1 else "up"]()
+    {"up": up, "dashboard": dashboard, "down": down}[sys.argv[1] if len(sys.argv) > 1 else "up"]()

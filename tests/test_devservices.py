@@ -76,12 +76,14 @@ def make_checkout(root: Path) -> Path:
     return root
 
 
-def make(root: Path, target: str, aws: int, consul: int) -> subprocess.Popen[str]:
+def make(root: Path, target: str, aws: int, consul: int, dashboard: int) -> subprocess.Popen[str]:
+    ports = [f"OPSGIT_DEMO_AWS_PORT={aws}", f"OPSGIT_DEMO_CONSUL_PORT={consul}",
+             f"OPSGIT_DEMO_DASHBOARD_PORT={dashboard}"]
     return subprocess.Popen(["make", "--no-print-directory", target, f"VENV={REPO_ROOT / '.venv'}",
-                             f"CHECKOV_VENV={REPO_ROOT / '.venv-checkov'}", f"OPSGIT_DEMO_AWS_PORT={aws}",
-                             f"OPSGIT_DEMO_CONSUL_PORT={consul}"], cwd=root, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env={k: v for k, v in os.environ.items()
-                                                           if not k.startswith(("AWS_", "CONSUL_", "OPSGIT_"))})
+                             f"CHECKOV_VENV={REPO_ROOT / '.venv-checkov'}", *ports], cwd=root, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={k: v for k, v in os.environ.items()
+                                 if not k.startswith(("AWS_", "CONSUL_", "OPSGIT_"))})
 
 
 @pytest.mark.slow
@@ -93,23 +95,29 @@ def test_two_clones_run_make_demo_at_the_same_time(tmp_path: Path) -> None:
     import boto3
 
     first, second = make_checkout(tmp_path / "first"), make_checkout(tmp_path / "second")
-    ports = {first: (free_port(), free_port()), second: (free_port(), free_port())}
+    ports = {first: (free_port(), free_port(), free_port()), second: (free_port(), free_port(), free_port())}
     try:
         runs = {root: make(root, "demo", *ports[root]) for root in (first, second)}
         for root, run in runs.items():
             log, _ = run.communicate(timeout=900)
             assert run.returncode == 0, log[-4000:]
             assert f"on 127.0.0.1:{ports[root][0]}" in log and "Apply complete!" in log, log[-4000:]
-        for aws, _ in ports.values():
+            assert f"The dashboard: http://127.0.0.1:{ports[root][2]}/" in log, log[-4000:]
+            assert answers(ports[root][2], "/")  # it shows the demo's runs
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[first][2]}/environments/dev", timeout=10) as page:
+            assert "APPLIED" in page.read().decode()
+        for aws, _, _ in ports.values():
             ec2 = boto3.client("ec2", endpoint_url=f"http://127.0.0.1:{aws}", region_name="us-east-1",
                                aws_access_key_id="dev", aws_secret_access_key="dev")
             groups = [group["GroupName"] for group in ec2.describe_security_groups()["SecurityGroups"]]
             assert groups.count("dev-allow-all") == 1, groups  # each demo applied to its own moto only
         down = make(first, "demo-down", *ports[first])
         log, _ = down.communicate(timeout=120)
-        assert down.returncode == 0 and log.count("stopped") == 2, log
+        assert down.returncode == 0 and log.count("stopped") == 3, log  # moto, the agent, the dashboard
         assert not answers(ports[first][0], "/moto-api/") and not answers(ports[first][1], "/v1/status/leader")
+        assert not answers(ports[first][2], "/login")
         assert answers(ports[second][0], "/moto-api/") and answers(ports[second][1], "/v1/status/leader")
+        assert answers(ports[second][2], "/login")
     finally:
-        for root, (aws, consul) in ports.items():
+        for root, (aws, consul, _) in ports.items():
             services(root, "down", aws, consul)

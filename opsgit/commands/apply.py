@@ -137,7 +137,8 @@ def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, run: Re
         output.say("\nOutputs:\n")
         for name, shown in outputs.items():
             output.say(f"{name} = {shown}")
-    run.finish("applied", summary=result.summary_line(), outputs=outputs)
+    # what the applied plan found changed outside opsgit, it has now put back: no drift left
+    run.finish("applied", summary=result.summary_line(), outputs=outputs, drift=0)
     return 0
 
 

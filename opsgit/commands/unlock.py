@@ -20,7 +20,8 @@ def unlock(env: str, *, force: bool = False) -> int:
     if holder is None:
         output.say(f"environment {env} is not locked.")
         return 0
-    output.say(describe(env, holder, local=workspace.environment.lock.get("backend") == "local") + ".")
+    was = describe(env, holder, local=workspace.environment.lock.get("backend") == "local")
+    output.say(was + ".")
     if not force:
         if not sys.stdin.isatty():
             raise UserError("unlock needs confirmation", hint="pass --force to remove the lock without asking")
@@ -28,6 +29,13 @@ def unlock(env: str, *, force: bool = False) -> int:
             output.say("Unlock cancelled.")
             return 1
     workspace.lock.force_unlock()
+    from opsgit.gitops import history
+    from opsgit.locks import holder_record
+
+    who = holder_record("unlock").get("who", "?")
+    history.record(workspace.history, workspace.root, env, kind="unlock", summary=f"Unlocked by {who} with "
+                   f"opsgit unlock ({was})", result="unlocked", duration=0.0,
+                   extra={"unlocked_by": who, "was_held_by": dict(holder), "via": "cli"})
     output.say(f"environment {env} is unlocked.")
     return 0
 

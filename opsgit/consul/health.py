@@ -85,12 +85,17 @@ class Health:
     datacenter: str
     checks: tuple[Check, ...]
     node_addresses: Mapping[str, str] = field(default_factory=dict)
+    # (service, service id, node) of every registered instance, checked or not (the catalog's)
+    registered: tuple[tuple[str, str, str], ...] = ()
 
     @classmethod
     def from_json(cls, datacenter: str, checks: Sequence[Mapping[str, Any]],
-                  nodes: Sequence[Mapping[str, Any]] = ()) -> Health:
+                  nodes: Sequence[Mapping[str, Any]] = (), instances: Sequence[Mapping[str, Any]] = ()) -> Health:
+        """From `/v1/health/state/any`, `/v1/catalog/nodes` and `/v1/catalog/service/<name>` answers."""
         return cls(datacenter, tuple(sorted((Check.from_json(c) for c in checks), key=lambda c: c.key)),
-                   {str(n.get("Node")): str(n.get("Address", "")) for n in nodes})
+                   {str(n.get("Node")): str(n.get("Address", "")) for n in nodes},
+                   tuple(sorted({(str(i.get("ServiceName", "")), str(i.get("ServiceID", "")), str(i.get("Node", "")))
+                                 for i in instances})))
 
     @property
     def nodes(self) -> list[Node]:
@@ -100,7 +105,7 @@ class Health:
 
     @property
     def services(self) -> list[Service]:
-        by_instance: dict[tuple[str, str, str], list[Check]] = {}
+        by_instance: dict[tuple[str, str, str], list[Check]] = {key: [] for key in self.registered}
         node_checks: dict[str, list[Check]] = {}
         for check in self.checks:
             if check.service_id:

@@ -23,7 +23,6 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from opsgit.errors import OpsgitError
 from opsgit.gitops.runs import FINAL
 from opsgit.secrets import redact
 from opsgit.server.auth import COOKIE, Session, Sessions
@@ -98,6 +97,9 @@ class Dashboard:
     def environment(self, request: Request) -> Response:
         env = self.environment_or_404(request.path_params["env"])
         view = self.sources.overview(env)
+        if view.error is not None:
+            return self.page(request, "environment.html", env=env, view=view, runs=[], history=[], images=[],
+                             promoted={})
         return self.page(request, "environment.html", env=env, view=view, runs=self.sources.runs(env),
                          history=[h for h in reversed(self.sources.history(env)) if h.get("kind") == "unlock"][:10],
                          images=self.sources.image_builds(env, 10), promoted=self.sources.promoted(env))
@@ -142,7 +144,7 @@ class Dashboard:
                     built = [i["image_id"] for i in build.record.get("images") or []]
                     role = str(build.record.get("role", "?"))
                     builds.append((env, role, build, promoted.get(role) in built if built else False))
-            except OpsgitError:
+            except Exception:
                 continue
         builds.sort(key=lambda b: (b[1], b[0], -b[2].number))
         return self.page(request, "images.html", builds=builds,

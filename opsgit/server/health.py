@@ -1,5 +1,6 @@
-"""Consul's health for the dashboard, kept current by two blocking queries (every check through
-`/v1/health/state/any`, the nodes through `/v1/catalog/nodes`), each in a thread of its own:
+"""Consul's health for the dashboard, kept current by blocking queries (every check through
+`/v1/health/state/any`, the nodes through `/v1/catalog/nodes`, the services through
+`/v1/catalog/services`, whose instances are read when it changes), each in a thread of its own:
 a page reads the latest snapshot, and a live page hears of each change through `version`."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class HealthWatch:
         self.datacenter = "dc1"
         self._checks: list[dict[str, Any]] = []
         self._nodes: list[dict[str, Any]] = []
+        self._instances: list[dict[str, Any]] = []
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -32,7 +34,9 @@ class HealthWatch:
             self.datacenter = str(self.consul.agent.self().get("Config", {}).get("Datacenter") or "dc1")
         for name, fetch, setter in (
                 ("checks", lambda i, w: self.consul.health.state("any", index=i or None, wait=w), self._set_checks),
-                ("nodes", lambda i, w: self.consul.catalog.nodes(index=i or None, wait=w), self._set_nodes)):
+                ("nodes", lambda i, w: self.consul.catalog.nodes(index=i or None, wait=w), self._set_nodes),
+                ("services", lambda i, w: self.consul.catalog.services(index=i or None, wait=w),
+                 self._set_services)):
             thread = threading.Thread(target=self._follow, args=(fetch, setter), name=f"opsgit-server-{name}",
                                       daemon=True)
             thread.start()
@@ -57,13 +61,20 @@ class HealthWatch:
     def _set_nodes(self, data: list[dict[str, Any]]) -> None:
         self._nodes = list(data)
 
+    def _set_services(self, names: dict[str, list[str]]) -> None:
+        # the services' index moves whenever an instance is registered or goes: read each one's now
+        instances: list[dict[str, Any]] = []
+        for name in sorted(names or {}):
+            instances.extend(self.consul.catalog.service(name)[1])
+        self._instances = instances
+
     def _bump(self) -> None:
         with self._changed:
             self.version += 1
             self._changed.notify_all()
 
     def snapshot(self) -> Health:
-        return Health.from_json(self.datacenter, self._checks, self._nodes)
+        return Health.from_json(self.datacenter, self._checks, self._nodes, self._instances)
 
     def wait_for_change(self, seen: int, timeout: float) -> int:
         """Block until `version` passes `seen` (or `timeout`); the version now."""

@@ -38,6 +38,23 @@ class EnvironmentView:
     error: str | None = None
 
 
+def readable(error: BaseException) -> str:
+    """One line for a page: an AWS or Consul failure as the CLI would say it."""
+    from opsgit import awsclients
+    from opsgit.providers.base import describe_error
+
+    if isinstance(error, OpsgitError):
+        return str(error)
+    return str(awsclients.as_user_error(error) or describe_error(error))
+
+
+def _location(sources: Sources, env: str) -> str:
+    try:
+        return sources.runs_of(env).location
+    except Exception:
+        return ""
+
+
 class Sources:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -72,7 +89,7 @@ class Sources:
         try:
             holder = open_lock(settings, env, self.root).holder()
         except Exception as error:
-            return LockView(backend, None, "unknown", f"{type(error).__name__}: {error}")
+            return LockView(backend, None, "unknown", readable(error))
         sentence = describe(env, holder, local=backend == "local") if holder is not None else "free"
         return LockView(backend, holder, sentence)
 
@@ -80,8 +97,10 @@ class Sources:
         try:
             environment = self.environment(env)
             runs = self.runs(env, 20)
-        except OpsgitError as error:
-            return EnvironmentView(env, "", None, None, LockView("?", None, "unknown"), None, str(error))
+        except Exception as error:  # one unreadable store must not hide the other environments
+            where = _location(self, env)
+            return EnvironmentView(env, "", None, None, self.lock(env), None,
+                                   f"{where}: {readable(error)}" if where else readable(error))
         drift = next((int(r.record["drift"]) for r in runs if r.record.get("drift") is not None), None)
         running = next((r for r in runs if r.live), None)
         return EnvironmentView(env, environment.description, runs[0] if runs else None, running, self.lock(env),
