@@ -21,6 +21,8 @@ from opsgit.errors import UserError
 from opsgit.gitops.affected import Impact, affected
 from opsgit.gitops.comment import Section
 from opsgit.gitops.diff import export_tree
+from opsgit.gitops.history import head_commit
+from opsgit.gitops.runs import Recorder, started_run
 from opsgit.gitops.status import StatusPoster, context_name, target_from_environment
 from opsgit.policy import PolicyResult, check_policy, format_result, start_policy
 from opsgit.workspace import Workspace, open_workspace
@@ -61,12 +63,15 @@ def _deleted_workspace(root: Path, base: str, env: str) -> Workspace:
 
 
 def _plan_one(root: Path, base: str, impact: Impact) -> Outcome:
+    run: Recorder | None = None
     try:
         if impact.action == "destroy":
             workspace = _deleted_workspace(root, base, impact.name)
+            run = started_run(workspace.runs, impact.name, "plan", head_commit(root))
             result = workspace.plan(mode="destroy")
         else:
             workspace = open_workspace(impact.name, root)
+            run = started_run(workspace.runs, impact.name, "plan", head_commit(root))
             checking = start_policy(workspace, "auto")
             try:
                 result = check_policy(workspace, workspace.plan(), "auto", checking)
@@ -74,11 +79,25 @@ def _plan_one(root: Path, base: str, impact: Impact) -> Outcome:
                 if checking is not None:
                     checking.cancel()
         save_plan(result, workspace.plan_path)
+        run.line(format_plan(result))
+        run.finish("planned" if result.has_changes else "no_changes", summary=result.summary_line(),
+                   drift=len(result.resource_drift),
+                   changes={c.address: list(c.actions) for c in result.resource_changes
+                            if c.actions not in (("no-op",), ("read",))})
         return Outcome(impact.name, impact.action, plan=result)
     except UserError as error:
+        _errored(run, str(error))
         return Outcome(impact.name, impact.action, error=str(error))
     except Exception as error:  # an opsgit bug in one environment must not hide the others' results
+        _errored(run, f"unexpected {type(error).__name__}: {error}")
         return Outcome(impact.name, impact.action, error=f"unexpected {type(error).__name__}: {error}", bug=True)
+
+
+def _errored(run: Recorder | None, message: str) -> None:
+    if run is None:
+        return
+    run.line(f"Error: {message}")
+    run.finish("errored", summary=f"Error: {message[:300]}", error=message[:2000])
 
 
 def plan_affected(base: str | None = None, head: str = "HEAD", *, status: bool = False,

@@ -392,3 +392,11 @@ class RecordedRun:
 
 def record_run(store: RunStore, env: str, kind: str, commit: str | None) -> RecordedRun:
     return RecordedRun(store, env, kind, commit)
+
+
+def started_run(store: RunStore, env: str, kind: str, commit: str | None) -> Recorder:
+    """A run whose log is given line by line (`line`), not taken from all output: for runs made
+    side by side in one process (`plan --affected`), whose output would otherwise mix."""
+    recorder = recording(store, env, kind, commit)
+    recorder.start()
+    return recorder

@@ -127,3 +127,32 @@ def test_the_invoke_tasks_build_and_verify(ops: Path, agent: AgentProcess) -> No
     unset = subprocess.run([venv_bin("invoke"), "image"], cwd=ops, env=env, capture_output=True, text=True,
                            timeout=120, check=False)
     assert unset.returncode == 1 and "no role given" in unset.stderr
+
+
+def test_a_failed_build_is_a_run_with_packers_log_on_the_dashboard(ops: Path, agent: AgentProcess) -> None:
+    """Failed builds are recorded too (as runs, with Packer's whole log), and the dashboard's
+    images page lists each build with its result, builder and artefact."""
+    import httpx
+
+    from tests.server.conftest import start_server
+
+    failed = image(ops, agent, "--var", "output_dir=/proc/opsgit")
+    assert failed.returncode == 1 and "packer build failed for binstore/dev" in failed.stderr
+    built = image(ops, agent, "--env", "dev")
+    assert built.returncode == 0, built.stderr
+    first = json.loads(run_opsgit("history", "--env", "dev", "--run", "1", "--json", cwd=ops).stdout)
+    assert first["kind"] == "image" and first["status"] == "errored" and first["role"] == "binstore"
+    assert "packer build failed for binstore/dev" in first["error"]
+    assert "binstore/dev" in first["log"] and "|" in first["log"]  # Packer's own lines, as the terminal showed them
+    second = json.loads(run_opsgit("history", "--env", "dev", "--run", "2", "--json", cwd=ops).stdout)
+    assert second["status"] == "built" and second["images"][0]["image_id"] in built.stdout
+    server = start_server(ops, agent)
+    try:
+        page = httpx.get(server.url + "/images", timeout=10).text
+        rows = page.split("<tbody>", 1)[1]
+        assert rows.index("BUILT") < rows.index("ERRORED")  # newest first
+        assert second["images"][0]["image_id"] in rows and "local" in rows  # the artefact and its builder
+        log = httpx.get(server.url + "/environments/dev/runs/1", timeout=10).text
+        assert "Packer log" in log and "ERRORED" in log
+    finally:
+        server.stop()

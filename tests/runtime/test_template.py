@@ -56,8 +56,8 @@ def test_a_kv_write_rerenders_and_runs_the_command_once(agent: AgentProcess, tmp
     process = start_template(agent, "--template",
                              f"roles/binstore/templates/binstore.json.j2:{out}:sh -c 'echo reload >> {log}'")
     try:
-        wait_for(lambda: out.exists() and log.exists())
-        assert log.read_text().count("reload") == 1
+        # the shell creates the file before it writes the line: wait for the line
+        wait_for(lambda: out.exists() and log.exists() and log.read_text().count("reload") == 1)
         agent.put("service/binstore/redis_addr", "10.9.9.9:6379")
         wait_for(lambda: "10.9.9.9:6379" in out.read_text())
         wait_for(lambda: log.read_text().count("reload") == 2)

@@ -198,3 +198,35 @@ def test_beyond_loopback_every_page_needs_sign_in(tmp_path: Path) -> None:
 def test_a_bad_address_is_a_one_line_error(tmp_path: Path, address: str) -> None:
     result = run_opsgit("server", "--http-addr", address, cwd=monorepo(tmp_path / "ops"))
     assert result.returncode == 1 and "is not HOST:PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_value_shown_is_masked_and_alerts_are_listed(tmp_path: Path, agent: AgentProcess) -> None:
+    from opsgit.alerts.store import AlertStore
+    from opsgit.alerts.watcher import AlertWatcher
+    from opsgit.consul.health import Health
+    from tests.conftest import write_tree
+
+    secret = "hunter2-but-longer-9f3a"
+    root = write_tree(tmp_path / "ops", {
+        "environments/s/env.yaml": f"sensitive: [password]\nvariables:\n  password: {secret}\nmodules:\n  app:\n"
+                                   "    source: app\n    inputs: {password: \"{{ var.password }}\"}\n",
+        "modules/app/module.yaml": "variables:\n  password: {type: string}\n---\nresources:\n  null_resource.db:\n"
+                                   "    triggers: {password: \"{{ var.password }}\"}\noutputs:\n"
+                                   "  dsn: \"postgres://app:{{ var.password }}@db\"\n"})
+    applied = run_opsgit("apply", "--env", "s", "--auto-approve", cwd=root)
+    assert applied.returncode == 0, applied.stderr
+    store = AlertStore(root / ".opsgit/alerts.sqlite")
+    watcher = AlertWatcher(store, [], threshold=0)
+    watcher.observe(Health.from_json("dc1", [{"Node": "node-10-0-4-34", "CheckID": "serfHealth",
+                                              "Name": "serfHealth", "Status": "critical"}]))
+    store.close()
+    server = start_server(root, agent)
+    try:
+        with server.client() as client:
+            for path in ("/", "/environments/s", "/environments/s/runs/1", "/alerts"):
+                page = client.get(path)
+                assert page.status_code == 200 and secret not in page.text, path
+            assert "(sensitive value)" in client.get("/environments/s/runs/1").text
+            assert "Critical node node-10-0-4-34 in dc1: serfHealth (critical)" in client.get("/alerts").text
+    finally:
+        server.stop()
