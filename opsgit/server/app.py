@@ -202,6 +202,8 @@ class Dashboard:
     async def unlock(self, request: Request) -> Response:
         env = self.environment_or_404(request.path_params["env"])
         session = self.session(request)
+        if session is None and request.method == "POST":
+            return PlainTextResponse("sign in to unlock", status_code=403)
         if session is None:
             return RedirectResponse(f"/login?next=/environments/{env}/unlock", status_code=303)
         if request.method == "GET":

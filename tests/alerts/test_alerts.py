@@ -139,40 +139,52 @@ def wait_for(predicate: Any, timeout: float = 30.0) -> None:
 
 def test_opsgit_alerts_sends_to_apprise_and_a_webhook_through_an_agent_restart(
         tmp_path: Path, receiver: Receiver) -> None:
+    """A TTL check goes critical, flaps five times inside the threshold, stays critical, then
+    recovers: exactly two notifications at each receiver, though the agent restarted between."""
     root = write_tree(tmp_path / "ops", {"environments/dev/env.yaml": "modules: {}\n"})
     agent = data_dir_agent(tmp_path / "consul-data")
     port = int(agent.address.split(":")[1])
     client = py_consul.Consul(host="127.0.0.1", port=port)
-    client.agent.service.register("slug-ingress", service_id="slug-ingress-1", port=8080,
-                                  check=py_consul.Check.ttl("1h"))
+
+    def register() -> None:
+        client.agent.service.register("slug-ingress", service_id="slug-ingress-1", port=8080,
+                                      check=py_consul.Check.ttl("1h"))
+
+    register()
     client.agent.check.ttl_pass("service:slug-ingress-1")
     log = (tmp_path / "alerts.log").open("w")
     alerts = start_opsgit("alerts", "--notify", f"json://127.0.0.1:{receiver.port}/apprise",
-                          "--notify", f"http://127.0.0.1:{receiver.port}/hook", "--change-threshold", "1s",
+                          "--notify", f"http://127.0.0.1:{receiver.port}/hook", "--change-threshold", "3s",
                           cwd=root, extra={"CONSUL_HTTP_ADDR": agent.address}, stdout=log, stderr=subprocess.STDOUT)
     try:
         time.sleep(1.5)
+        for _ in range(5):  # flapping, each state far shorter than the threshold
+            client.agent.check.ttl_fail("service:slug-ingress-1", "connection refused")
+            time.sleep(0.3)
+            client.agent.check.ttl_pass("service:slug-ingress-1", "ok")
+            time.sleep(0.3)
         client.agent.check.ttl_fail("service:slug-ingress-1", "connection refused")
         wait_for(lambda: receiver.texts("/hook") and receiver.texts("/apprise"))
         assert receiver.texts("/hook") == ["Critical service slug-ingress (100% unhealthy)"]
         assert receiver.texts("/apprise") == ["Critical service slug-ingress (100% unhealthy)"]
-        # Consul restarts (its index starts again): no alert is repeated
+        # Consul restarts (its index starts again from scratch): nothing repeated, nothing lost
         agent.stop()
         agent = data_dir_agent(tmp_path / "consul-data", port=port)
-        client.agent.service.register("slug-ingress", service_id="slug-ingress-1", port=8080,
-                                      check=py_consul.Check.ttl("1h"))
+        register()
         client.agent.check.ttl_fail("service:slug-ingress-1", "connection refused")
-        time.sleep(3)
+        time.sleep(5)
         assert receiver.texts("/hook") == ["Critical service slug-ingress (100% unhealthy)"]
         client.agent.check.ttl_pass("service:slug-ingress-1", "ok")
-        wait_for(lambda: len(receiver.texts("/hook")) == 2)
-        assert receiver.texts("/hook")[1] == "Service recovered slug-ingress in dc1"
-        wait_for(lambda: len(receiver.texts("/apprise")) == 2)
+        wait_for(lambda: len(receiver.texts("/hook")) == 2 and len(receiver.texts("/apprise")) == 2)
+        time.sleep(4)  # past another threshold: still exactly two
     finally:
         alerts.terminate()
         alerts.wait(10)
         log.close()
         agent.stop()
+    for path in ("/hook", "/apprise"):
+        assert receiver.texts(path) == ["Critical service slug-ingress (100% unhealthy)",
+                                        "Service recovered slug-ingress in dc1"], path
     listed = subprocess.run([*OPSGIT, "alerts", "--list", "--json"], cwd=root, capture_output=True, text=True,
                             check=True)
     kept = json.loads(listed.stdout)

@@ -113,12 +113,15 @@ def test_unlock_needs_sign_in_and_csrf_and_is_recorded(tmp_path: Path, agent: Ag
             locks = client.get("/locks").text
             assert "apply" in locks and "Unlock</a>" not in locks  # not signed in: no button
             refused = client.post("/environments/t/unlock", data={"csrf": "x"})
-            assert refused.status_code == 303 and refused.headers["location"].startswith("/login")
+            assert refused.status_code == 403  # not signed in: refused, and nothing changed
+            assert client.get("/environments/t/unlock").headers["location"].startswith("/login")
             wrong = client.post("/login", data={"name": "mallory", "token": "guess", "next": "/"})
             assert wrong.status_code == 403 and "opsgit_session" not in wrong.headers.get("set-cookie", "")
             csrf = sign_in(client, "alice")
             forged = client.post("/environments/t/unlock", data={"csrf": "not-the-token"})
             assert forged.status_code == 403
+            cross_site = client.post("/environments/t/unlock", data={})  # a form from elsewhere has no token
+            assert cross_site.status_code == 403
             assert "LOCKED" in client.get("/").text
             confirm = client.get("/environments/t/unlock").text
             assert "Yes, unlock t" in confirm
