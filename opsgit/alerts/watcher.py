@@ -39,10 +39,11 @@ def subjects_of(health: Health) -> dict[str, tuple[str, str, str, str]]:
         if check.service_id:
             continue
         status = "warning" if check.status == "maintenance" else check.status
+        # named by its check ID (serfHealth), as consul-alerts names it: names repeat, IDs do not
         if status == "passing":
-            message = f"Node recovered {check.node} in {dc}: {check.name} (passing)"
+            message = f"Node recovered {check.node} in {dc}: {check.check_id} (passing)"
         else:
-            message = f"{status.capitalize()} node {check.node} in {dc}: {check.name} ({status})"
+            message = f"{status.capitalize()} node {check.node} in {dc}: {check.check_id} ({status})"
         found[f"node/{check.node}/{check.check_id}"] = ("node", check.node, status, message)
     for service in health.services:
         status = "warning" if service.status == "maintenance" else service.status

@@ -55,14 +55,14 @@ def test_critical_then_recovered_after_the_threshold(tmp_path: Path) -> None:
     assert messages(store) == []  # not yet: the threshold is 30 s
     clock.now += 2
     watcher.evaluate()
-    assert messages(store) == ["Critical node node-10-0-4-34 in dc1: Serf Health Status (critical)",
+    assert messages(store) == ["Critical node node-10-0-4-34 in dc1: serfHealth (critical)",
                                "Critical service slug-ingress (50% unhealthy)"]
     watcher.evaluate()
     assert len(messages(store)) == 2  # once
     watcher.observe(health())
     clock.now += 31
     watcher.evaluate()
-    assert messages(store)[2:] == ["Node recovered node-10-0-4-34 in dc1: Serf Health Status (passing)",
+    assert messages(store)[2:] == ["Node recovered node-10-0-4-34 in dc1: serfHealth (passing)",
                                    "Service recovered slug-ingress in dc1"]
 
 
@@ -92,7 +92,7 @@ def test_a_restart_neither_repeats_nor_loses_an_alert(tmp_path: Path) -> None:
     second.observe(health(serf="critical", web=("critical", "critical")))
     clock.now += 6
     second.evaluate()
-    assert messages(second.store) == ["Critical node node-10-0-4-34 in dc1: Serf Health Status (critical)",
+    assert messages(second.store) == ["Critical node node-10-0-4-34 in dc1: serfHealth (critical)",
                                       "Critical service slug-ingress (100% unhealthy)"]
 
 
