@@ -28,6 +28,8 @@ BIN = Path(sys.executable).parent
 AWS_PORT = int(os.environ.get("OPSGIT_DEMO_AWS_PORT") or 5000)
 CONSUL_PORT = int(os.environ.get("OPSGIT_DEMO_CONSUL_PORT") or 8500)
 DASHBOARD_PORT = int(os.environ.get("OPSGIT_DEMO_DASHBOARD_PORT") or 8800)
+# Consul's own pair: HTTP 8500, DNS 8600; another HTTP port moves DNS with it
+DNS_PORT = int(os.environ.get("OPSGIT_DEMO_DNS_PORT") or CONSUL_PORT + 100)
 DEMO_ENV = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{AWS_PORT}", "AWS_ACCESS_KEY_ID": "dev",
             "AWS_SECRET_ACCESS_KEY": "dev", "AWS_DEFAULT_REGION": "us-east-1",
             "CONSUL_HTTP_ADDR": f"127.0.0.1:{CONSUL_PORT}"}
@@ -35,7 +37,8 @@ SERVICES = {
     "moto": ([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(AWS_PORT)],
              f"http://127.0.0.1:{AWS_PORT}/moto-api/", "OPSGIT_DEMO_AWS_PORT"),
     "consul": ([sys.executable, "-m", "opsgit", "agent", "--dev", "--http-addr", f"127.0.0.1:{CONSUL_PORT}",
-                "--data-dir", str(ROOT / ".opsgit" / "consul")], f"http://127.0.0.1:{CONSUL_PORT}/v1/status/leader",
+                "--data-dir", str(ROOT / ".opsgit" / "consul"), "--dns-addr", f"127.0.0.1:{DNS_PORT}"],
+               f"http://127.0.0.1:{CONSUL_PORT}/v1/status/leader",
                "OPSGIT_DEMO_CONSUL_PORT"),
     "dashboard": ([sys.executable, "-m", "opsgit", "server", "--http-addr", f"127.0.0.1:{DASHBOARD_PORT}", "--alerts",
                    "--change-threshold", "10s"], f"http://127.0.0.1:{DASHBOARD_PORT}/login",
@@ -71,7 +74,7 @@ def ours(name: str, command: list[str] | None = None) -> int | None:
 
 def up() -> None:
     print(f"demo services: AWS API (moto_server) on 127.0.0.1:{AWS_PORT}, Consul (opsgit agent) on "
-          f"127.0.0.1:{CONSUL_PORT}")
+          f"127.0.0.1:{CONSUL_PORT} (DNS on 127.0.0.1:{DNS_PORT})")
     start(BACKGROUND)
 
 

@@ -24,6 +24,7 @@ class AgentProcess:
     url: str
     address: str
     log_path: str = ""
+    dns_port: int = 0
 
     def log(self) -> str:
         """What the agent wrote to stderr so far."""
@@ -61,7 +62,8 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10) -> None:
 
 def start_agent(*args: str, port: int = 0) -> AgentProcess:
     log = tempfile.NamedTemporaryFile(prefix="opsgit-agent-", suffix=".log", delete=False)  # noqa: SIM115
-    process = start_opsgit("agent", "--dev", "--http-addr", f"127.0.0.1:{port}", *args, stderr=log, cwd=None)
+    dns = () if "--dns-addr" in args else ("--dns-addr", "127.0.0.1:0")  # many agents at once: a free port each
+    process = start_opsgit("agent", "--dev", "--http-addr", f"127.0.0.1:{port}", *dns, *args, stderr=log, cwd=None)
     log.close()
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -71,7 +73,9 @@ def start_agent(*args: str, port: int = 0) -> AgentProcess:
         process.wait()
         process.stdout.close()
         raise RuntimeError(f"agent did not start: {line}{Path(log.name).read_text()}")
-    agent = AgentProcess(process, f"http://{match.group(1)}", match.group(1), log.name)
+    dns_port = re.search(r"DNS on [\d.]+:(\d+)", line)
+    agent = AgentProcess(process, f"http://{match.group(1)}", match.group(1), log.name,
+                         int(dns_port.group(1)) if dns_port else 0)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

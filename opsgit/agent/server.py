@@ -7,8 +7,10 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from opsgit.agent.api import ConsulApi
+from opsgit.agent.dns import Resolver, serve_dns
 from opsgit.agent.http import HttpServer
 from opsgit.agent.persist import Database
 from opsgit.agent.store import Store
@@ -18,16 +20,18 @@ MAX_REQUEST_BODY = 4 * 1024 * 1024
 REAP_INTERVAL = 60.0
 
 
-def parse_address(address: str) -> tuple[str, int]:
+def parse_address(address: str, flag: str = "--http-addr") -> tuple[str, int]:
     host, separator, port = address.rpartition(":")
     if not separator or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UserError(f"invalid --http-addr {address!r}", hint="use HOST:PORT, such as 127.0.0.1:8500")
+        raise UserError(f"invalid {flag} {address!r}", hint="use HOST:PORT, such as 127.0.0.1:8500")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def run_agent(http_addr: str = "127.0.0.1:8500", data_dir: Path | None = None, token: str | None = None,
-              node: str = "opsgit-dev") -> int:
+              node: str = "opsgit-dev", dns_addr: str = "127.0.0.1:8600", domain: str = "consul",
+              dns_only_passing: bool = False) -> int:
     host, port = parse_address(http_addr)
+    dns = parse_address(dns_addr, "--dns-addr") if dns_addr not in ("", "off") else None
     database = None
     if data_dir is not None:
         try:
@@ -38,13 +42,15 @@ def run_agent(http_addr: str = "127.0.0.1:8500", data_dir: Path | None = None, t
     if database is not None:
         database.load(store)
     try:
-        return asyncio.run(_serve(store, database, token, host, port))
+        resolver = Resolver(store, domain=domain, only_passing=dns_only_passing) if dns is not None else None
+        return asyncio.run(_serve(store, database, token, host, port, resolver, dns))
     finally:
         if database is not None:
             database.close()
 
 
-async def _serve(store: Store, database: Database | None, token: str | None, host: str, port: int) -> int:
+async def _serve(store: Store, database: Database | None, token: str | None, host: str, port: int,
+                 resolver: Resolver | None = None, dns: tuple[str, int] | None = None) -> int:
     api = ConsulApi(store, database, token)
     api.arm_loaded_sessions()
     http = HttpServer(api.handle, max_body=MAX_REQUEST_BODY)
@@ -54,8 +60,19 @@ async def _serve(store: Store, database: Database | None, token: str | None, hos
         raise UserError(f"cannot listen on {host}:{port}: {error.strerror or error}",
                         hint="is another agent running? pick another --http-addr") from None
     bound = server.sockets[0].getsockname()
+    dns_servers: tuple[Any, ...] = ()
+    dns_where = ""
+    if resolver is not None and dns is not None:
+        try:
+            udp, tcp = await serve_dns(resolver, *dns)
+        except OSError as error:
+            server.close()
+            raise UserError(f"cannot serve DNS on {dns[0]}:{dns[1]}: {error.strerror or error}",
+                            hint="pick another --dns-addr (port 0 picks a free one), or --dns-addr off") from None
+        dns_servers = (udp, tcp)
+        dns_where = f"; DNS on {dns[0]}:{udp.get_extra_info('sockname')[1]} (UDP and TCP, domain {resolver.domain}.)"
     where = f"data in {database.path}" if database else "in memory"
-    print(f"==> opsgit dev agent listening on http://{bound[0]}:{bound[1]} ({where})", flush=True)
+    print(f"==> opsgit dev agent listening on http://{bound[0]}:{bound[1]} ({where}){dns_where}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -64,6 +81,8 @@ async def _serve(store: Store, database: Database | None, token: str | None, hos
     async with server:
         await stop.wait()
         server.close()
+        for dns_server in dns_servers:
+            dns_server.close()
         reaper.cancel()
         for task in list(http.connections):
             task.cancel()

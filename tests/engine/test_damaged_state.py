@@ -45,7 +45,8 @@ def test_an_agent_data_directory_without_a_database_is_a_user_error(tmp_path: Pa
     data = tmp_path / "data"
     data.mkdir()
     (data / "agent.db").write_bytes(b"\x00garbage, not SQLite" * 100)
-    result = run_opsgit("agent", "--dev", "--data-dir", str(data), "--http-addr", "127.0.0.1:0", cwd=tmp_path,
+    result = run_opsgit("agent", "--dev", "--data-dir", str(data), "--http-addr", "127.0.0.1:0", "--dns-addr",
+                        "127.0.0.1:0", cwd=tmp_path,
                         timeout=30)
     assert result.returncode == 1, result.stderr
     [line] = result.stderr.strip().splitlines()
