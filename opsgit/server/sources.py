@@ -99,7 +99,11 @@ class Sources:
             runs = self.runs(env, 20)
         except Exception as error:  # one unreadable store must not hide the other environments
             where = _location(self, env)
-            return EnvironmentView(env, "", None, None, self.lock(env), None,
+            try:
+                description = self.environment(env).description
+            except Exception:
+                description = ""
+            return EnvironmentView(env, description, None, None, self.lock(env), None,
                                    f"{where}: {readable(error)}" if where else readable(error))
         drift = next((int(r.record["drift"]) for r in runs if r.record.get("drift") is not None), None)
         running = next((r for r in runs if r.live), None)
