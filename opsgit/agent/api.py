@@ -36,8 +36,9 @@ Route = tuple[str, re.Pattern[str], Callable[[HttpRequest, re.Match[str]], Await
 
 
 class ConsulApi(KvEndpoints, SessionsEndpoints, CatalogEndpoints, HealthEndpoints, AgentEndpoints, StatusEndpoints):
-    def __init__(self, store: Store, database: Database | None = None, token: str | None = None) -> None:
-        super().__init__(store, database, token)
+    def __init__(self, store: Store, database: Database | None = None, token: str | None = None, *,
+                 enable_script_checks: bool = False) -> None:
+        super().__init__(store, database, token, enable_script_checks=enable_script_checks)
         self.routes: list[Route] = self._routes()
 
     async def handle(self, request: HttpRequest) -> HttpResponse:

@@ -20,10 +20,16 @@ from opsgit.agent.shapes import (
 from opsgit.agent.store import Change, Store, StoreError
 from opsgit.consul.durations import parse_duration
 
+# Consul's own words (agent/agent.go) when a script check reaches an agent that runs none
+SCRIPTS_DISABLED = ("Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or "
+                    "'enable_local_script_checks' to true")
+
 
 class ApiCore:
-    def __init__(self, store: Store, database: Database | None = None, token: str | None = None) -> None:
+    def __init__(self, store: Store, database: Database | None = None, token: str | None = None, *,
+                 enable_script_checks: bool = False) -> None:
         self.store = store
+        self.enable_script_checks = enable_script_checks
         self.database = database
         self.token = token
         self.key_waiters: dict[str, set[asyncio.Future[None]]] = {}
@@ -132,10 +138,29 @@ class ApiCore:
         if ttl_update and check_id in self.check_ttls:
             self._arm_ttl(check_id, self.check_ttls[check_id])
 
+    def refuse_unrunnable(self, spec: dict[str, Any]) -> None:
+        """Before anything is registered: the checks this agent will not run, refused as Consul
+        refuses them."""
+        if (spec.get("args") or spec.get("script")) and not self.enable_script_checks:
+            raise StoreError(400, SCRIPTS_DISABLED)
+        for kind, name in (("dockercontainerid", "Docker"), ("grpc", "gRPC"), ("h2ping", "H2 ping"),
+                           ("osservice", "OS service")):
+            if spec.get(kind):
+                raise StoreError(400, f"{name} checks are not supported by the opsgit dev agent; use an HTTP, TCP, "
+                                      "TTL or script check")
+
     def _arm_check(self, check_id: str, spec: dict[str, Any]) -> None:
         self._disarm_check(check_id)
         if spec.get("ttl"):
             self._arm_ttl(check_id, duration(spec["ttl"], "TTL"))
+        elif spec.get("args") or spec.get("script"):
+            from opsgit.agent.probes import script_forever
+
+            args = [str(a) for a in spec["args"]] if spec.get("args") else ["/bin/sh", "-c", str(spec["script"])]
+            interval = duration(spec.get("interval") or "10s", "Interval")
+            timeout = duration(spec.get("timeout") or "30s", "Timeout")
+            self.probes[check_id] = asyncio.get_running_loop().create_task(
+                script_forever(self, check_id, args, interval, timeout))
         elif spec.get("http") or spec.get("tcp"):
             from opsgit.agent.probes import probe_forever
 

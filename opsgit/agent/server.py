@@ -29,7 +29,7 @@ def parse_address(address: str, flag: str = "--http-addr") -> tuple[str, int]:
 
 def run_agent(http_addr: str = "127.0.0.1:8500", data_dir: Path | None = None, token: str | None = None,
               node: str = "opsgit-dev", dns_addr: str = "127.0.0.1:8600", domain: str = "consul",
-              dns_only_passing: bool = False) -> int:
+              dns_only_passing: bool = False, enable_script_checks: bool = False) -> int:
     host, port = parse_address(http_addr)
     dns = parse_address(dns_addr, "--dns-addr") if dns_addr not in ("", "off") else None
     database = None
@@ -43,15 +43,16 @@ def run_agent(http_addr: str = "127.0.0.1:8500", data_dir: Path | None = None, t
         database.load(store)
     try:
         resolver = Resolver(store, domain=domain, only_passing=dns_only_passing) if dns is not None else None
-        return asyncio.run(_serve(store, database, token, host, port, resolver, dns))
+        return asyncio.run(_serve(store, database, token, host, port, resolver, dns, enable_script_checks))
     finally:
         if database is not None:
             database.close()
 
 
 async def _serve(store: Store, database: Database | None, token: str | None, host: str, port: int,
-                 resolver: Resolver | None = None, dns: tuple[str, int] | None = None) -> int:
-    api = ConsulApi(store, database, token)
+                 resolver: Resolver | None = None, dns: tuple[str, int] | None = None,
+                 enable_script_checks: bool = False) -> int:
+    api = ConsulApi(store, database, token, enable_script_checks=enable_script_checks)
     api.arm_loaded_sessions()
     http = HttpServer(api.handle, max_body=MAX_REQUEST_BODY)
     try:

@@ -56,6 +56,7 @@ class AgentEndpoints(ApiCore):
         checks = []
         for number, definition in enumerate(definitions, start=1):
             spec = canonical(definition)
+            self.refuse_unrunnable(spec)
             spec.setdefault("checkid", f"service:{service['ID']}" + (f":{number}" if len(definitions) > 1 else ""))
             spec.setdefault("name", f"Service '{service['Service']}' check")
             checks.append((check_fields(spec, service), spec))
@@ -79,6 +80,7 @@ class AgentEndpoints(ApiCore):
         spec = canonical(json_body(request))
         if not spec.get("name"):
             raise StoreError(400, "Missing check name")
+        self.refuse_unrunnable(spec)
         spec.setdefault("checkid", spec["name"])
         service = self.store.services.get((self.store.node_name, spec.get("serviceid") or ""))
         check = check_fields(spec, service)
