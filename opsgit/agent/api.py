@@ -108,6 +108,7 @@ class ConsulApi(KvEndpoints, SessionsEndpoints, CatalogEndpoints, HealthEndpoint
             ("GET", r"/v1/agent/service/(?P<id>[^/]+)", self.agent_service),
             ("GET", r"/v1/agent/checks", self.agent_checks),
             ("PUT", r"/v1/agent/service/register", self.agent_service_register),
+            ("PUT", r"/v1/agent/reload", self.agent_reload),
             ("PUT", r"/v1/agent/service/deregister/(?P<id>[^/]+)", self.agent_service_deregister),
             ("PUT", r"/v1/agent/check/register", self.agent_check_register),
             ("PUT", r"/v1/agent/check/deregister/(?P<id>[^/]+)", self.agent_check_deregister),

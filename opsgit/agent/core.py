@@ -7,6 +7,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from opsgit.agent.http import HttpRequest
@@ -30,6 +31,8 @@ class ApiCore:
                  enable_script_checks: bool = False) -> None:
         self.store = store
         self.enable_script_checks = enable_script_checks
+        self.config_dirs: list[Path] = []
+        self.from_config: tuple[set[str], set[str]] = (set(), set())  # service and check IDs the files define
         self.database = database
         self.token = token
         self.key_waiters: dict[str, set[asyncio.Future[None]]] = {}

@@ -29,7 +29,8 @@ def parse_address(address: str, flag: str = "--http-addr") -> tuple[str, int]:
 
 def run_agent(http_addr: str = "127.0.0.1:8500", data_dir: Path | None = None, token: str | None = None,
               node: str = "opsgit-dev", dns_addr: str = "127.0.0.1:8600", domain: str = "consul",
-              dns_only_passing: bool = False, enable_script_checks: bool = False) -> int:
+              dns_only_passing: bool = False, enable_script_checks: bool = False,
+              config_dirs: list[Path] | None = None) -> int:
     host, port = parse_address(http_addr)
     dns = parse_address(dns_addr, "--dns-addr") if dns_addr not in ("", "off") else None
     database = None
@@ -43,7 +44,8 @@ def run_agent(http_addr: str = "127.0.0.1:8500", data_dir: Path | None = None, t
         database.load(store)
     try:
         resolver = Resolver(store, domain=domain, only_passing=dns_only_passing) if dns is not None else None
-        return asyncio.run(_serve(store, database, token, host, port, resolver, dns, enable_script_checks))
+        return asyncio.run(_serve(store, database, token, host, port, resolver, dns, enable_script_checks,
+                                  config_dirs or []))
     finally:
         if database is not None:
             database.close()
@@ -51,8 +53,13 @@ def run_agent(http_addr: str = "127.0.0.1:8500", data_dir: Path | None = None, t
 
 async def _serve(store: Store, database: Database | None, token: str | None, host: str, port: int,
                  resolver: Resolver | None = None, dns: tuple[str, int] | None = None,
-                 enable_script_checks: bool = False) -> int:
+                 enable_script_checks: bool = False, config_dirs: list[Path] | None = None) -> int:
     api = ConsulApi(store, database, token, enable_script_checks=enable_script_checks)
+    if config_dirs:
+        from opsgit.agent.config_dir import load, reload
+
+        api.config_dirs = list(config_dirs)
+        load(api)  # a bad file stops the start, naming the file
     api.arm_loaded_sessions()
     http = HttpServer(api.handle, max_body=MAX_REQUEST_BODY)
     try:
@@ -78,6 +85,8 @@ async def _serve(store: Store, database: Database | None, token: str | None, hos
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if config_dirs:
+        loop.add_signal_handler(signal.SIGHUP, lambda: reload(api))
     reaper = loop.create_task(_reap(api))
     async with server:
         await stop.wait()

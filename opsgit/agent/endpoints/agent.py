@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from opsgit.agent.core import ApiCore
 from opsgit.agent.http import HttpRequest, HttpResponse
@@ -48,7 +49,12 @@ class AgentEndpoints(ApiCore):
                       if n == self.store.node_name and c["CheckID"] != "serfHealth"})
 
     async def agent_service_register(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
-        fields = canonical(json_body(request))
+        self.register_service(canonical(json_body(request)), replace_checks=request.has("replace-existing-checks"))
+        return HttpResponse(200, b"")
+
+    def register_service(self, fields: dict[str, Any], *, replace_checks: bool = False) -> str:
+        """A service definition (with its checks) on this agent, as the endpoint and a config
+        directory give it; its ID."""
         if not fields.get("name"):
             raise StoreError(400, "Missing service name")
         service = service_fields({"service": fields["name"], **fields}, "")
@@ -60,13 +66,13 @@ class AgentEndpoints(ApiCore):
             spec.setdefault("checkid", f"service:{service['ID']}" + (f":{number}" if len(definitions) > 1 else ""))
             spec.setdefault("name", f"Service '{service['Service']}' check")
             checks.append((check_fields(spec, service), spec))
-        if request.has("replace-existing-checks"):
+        if replace_checks:
             self.store.deregister(self.store.node_name, service_id=service["ID"])
         node = dict(self.store.nodes[self.store.node_name])
         self.commit(self.store.register(node, service, [check for check, _ in checks]))
         for check, spec in checks:
             self._arm_check(check["CheckID"], spec)
-        return HttpResponse(200, b"")
+        return str(service["ID"])
 
     async def agent_service_deregister(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         for check_id in [c["CheckID"] for (n, _), c in self.store.checks.items()
@@ -77,7 +83,11 @@ class AgentEndpoints(ApiCore):
         return HttpResponse(200, b"")
 
     async def agent_check_register(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
-        spec = canonical(json_body(request))
+        self.register_check(canonical(json_body(request)))
+        return HttpResponse(200, b"")
+
+    def register_check(self, spec: dict[str, Any]) -> str:
+        """A check definition on this agent; its ID."""
         if not spec.get("name"):
             raise StoreError(400, "Missing check name")
         self.refuse_unrunnable(spec)
@@ -86,6 +96,28 @@ class AgentEndpoints(ApiCore):
         check = check_fields(spec, service)
         self.commit(self.store.register(dict(self.store.nodes[self.store.node_name]), None, [check]))
         self._arm_check(check["CheckID"], spec)
+        return str(check["CheckID"])
+
+    def deregister_own(self, service_ids: set[str], check_ids: set[str]) -> None:
+        for service_id in service_ids:
+            for check_id in [c["CheckID"] for (n, _), c in self.store.checks.items()
+                             if n == self.store.node_name and c.get("ServiceID") == service_id]:
+                self._disarm_check(check_id)
+            if (self.store.node_name, service_id) in self.store.services:
+                self.commit(self.store.deregister(self.store.node_name, service_id=service_id))
+        for check_id in check_ids:
+            self._disarm_check(check_id)
+            if (self.store.node_name, check_id) in self.store.checks:
+                self.commit(self.store.deregister(self.store.node_name, check_id=check_id))
+
+    async def agent_reload(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        """`PUT /v1/agent/reload`: read the config directories again, as SIGHUP does."""
+        if self.config_dirs:
+            from opsgit.agent.config_dir import reload
+
+            error = reload(self)
+            if error:
+                return HttpResponse(500, error.encode(), content_type="text/plain")
         return HttpResponse(200, b"")
 
     async def agent_check_deregister(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
