@@ -45,6 +45,10 @@ class ConsulApi(KvEndpoints, SessionsEndpoints, CatalogEndpoints, HealthEndpoint
         if self.token is not None and request.path not in OPEN_PATHS and not _same(self._token_of(request), self.token):
             # No X-Consul-Index: a client without the token must not watch write activity.
             return HttpResponse(403, b"Permission denied", content_type="text/plain")
+        datacenter = request.arg("dc")
+        if datacenter and datacenter != self.store.datacenter and request.path.startswith("/v1/"):
+            # Consul's answer for a datacenter it has no route to (structs.ErrNoDCPath)
+            return HttpResponse(500, b"No path to datacenter", content_type="text/plain")
         allowed: list[str] = []
         for method, pattern, handler in self.routes:
             match = pattern.fullmatch(request.path)

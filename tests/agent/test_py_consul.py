@@ -161,3 +161,18 @@ def test_txn_commit_and_rollback(c: pyconsul.Consul, prefix: str) -> None:
         c.txn.put([{"KV": {"Verb": "set", "Key": f"{prefix}/t2", "Value": value}},
                    {"KV": {"Verb": "check-not-exists", "Key": f"{prefix}/t1"}}])
     assert c.kv.get(f"{prefix}/t2")[1] is None  # rolled back
+
+
+def test_another_datacenter_has_no_path_and_self_names_the_leader(agent: AgentProcess, c: pyconsul.Consul) -> None:
+    """Consul's answers (issue 19): `?dc=` of a datacenter the agent cannot reach is 500 "No path
+    to datacenter"; `agent/self` says where the leader is."""
+    import requests
+
+    client = c
+    with pytest.raises(pyconsul.ConsulException, match="No path to datacenter"):
+        client.kv.get("anything", dc="dc9")
+    answer = requests.get(f"{agent.url}/v1/catalog/services", params={"dc": "dc9"}, timeout=10)
+    assert answer.status_code == 500 and answer.text == "No path to datacenter"
+    assert client.kv.get("anything", dc="dc1")[1] is None  # its own datacenter by name is fine
+    stats = client.agent.self()["Stats"]["consul"]
+    assert stats["leader"] == "true" and stats["leader_addr"].endswith(":8300")

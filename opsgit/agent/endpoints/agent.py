@@ -29,7 +29,9 @@ class AgentEndpoints(ApiCore):
                        "Server": True, "Revision": "opsgit", "Version": VERSION, "PrimaryDatacenter":
                        self.store.datacenter},
             "DebugConfig": {"Datacenter": self.store.datacenter, "NodeName": self.store.node_name},
-            "Member": member(node), "Meta": {}, "Stats": {"consul": {"leader": "true", "server": "true"}},
+            "Member": member(node), "Meta": {},
+            "Stats": {"consul": {"leader": "true", "server": "true", "leader_addr": f"{node['Address']}:8300",
+                                 "known_datacenters": "1", "bootstrap": "false"}},
             "xDS": None})
 
     async def agent_members(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
