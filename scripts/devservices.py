@@ -69,7 +69,12 @@ def ours(name: str, command: list[str] | None = None) -> int | None:
     started = running[-len(command):] == command[-len(running):] if command else False
     if command is not None:
         return pid if started else None
-    return pid if started or any(str(ROOT) in part for part in running) else None
+    if started or any(str(ROOT) in part for part in running):
+        return pid
+    try:  # the dashboard's command line names no path of the checkout: it runs in it
+        return pid if (Path("/proc") / str(pid) / "cwd").resolve() == ROOT else None
+    except OSError:
+        return None
 
 
 def up() -> None:
