@@ -65,7 +65,7 @@ class AlertWatcher:
         self.threshold = threshold
         self.clock = clock
         self.on_alert = on_alert
-        self._health: Health | None = None
+        self._seen: dict[str, tuple[str, str, str, str]] | None = None  # the latest view's subjects
         self._lock = threading.Lock()
 
     def observe(self, health: Health) -> None:
@@ -73,7 +73,7 @@ class AlertWatcher:
         now = self.clock()
         seen = subjects_of(health)
         with self._lock:
-            self._health = health
+            self._seen = seen
             known = self.store.subjects()
             for key, (_kind, _name, status, _message) in seen.items():
                 before = known.get(key)
@@ -93,9 +93,9 @@ class AlertWatcher:
         now = self.clock()
         due: list[int] = []
         with self._lock:
-            if self._health is None:
+            seen = self._seen
+            if seen is None:
                 return due
-            seen = subjects_of(self._health)
             for key, subject in self.store.subjects().items():
                 if key not in seen or subject.status == subject.alerted or now - subject.since < self.threshold:
                     continue

@@ -51,10 +51,10 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
         result = _plan(workspace, mode, targets, parallelism, refresh, status, policy, sha)
         path = out or workspace.plan_path
         save_plan(result, path)
-        text = format_plan(result)
         verdict = _policy_verdict(result)
+        text = format_plan(result) + (f"\n\n{verdict}" if verdict else "")
         if as_json:
-            run.line(text + (f"\n\n{verdict}" if verdict else ""))  # the run page shows the plan, not its JSON
+            run.line(text)  # the run page shows the plan, not its JSON
         else:
             output.say(format_plan(result, colour=output.use_colour(sys.stdout)))
             if verdict:
@@ -65,7 +65,7 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
                            f"opsgit apply --env {env} {shown}")
         history.record(workspace.history, workspace.root, env, kind="plan", summary=result.summary_line(),
                        result="changes" if result.has_changes else "no-op", duration=run.elapsed,
-                       plan_document=result.to_json(), log=text + (f"\n\n{verdict}" if verdict else ""),
+                       plan_document=result.to_json(), log=text,
                        extra={"run": run.number})
         run.finish("planned" if result.has_changes else "no_changes", summary=result.summary_line(),
                    drift=len(result.resource_drift), policy=_policy_summary(result),

@@ -86,18 +86,14 @@ def _plan_one(root: Path, base: str, impact: Impact) -> Outcome:
                             if c.actions not in (("no-op",), ("read",))})
         return Outcome(impact.name, impact.action, plan=result)
     except UserError as error:
-        _errored(run, str(error))
+        if run is not None:
+            run.fail(str(error))
         return Outcome(impact.name, impact.action, error=str(error))
     except Exception as error:  # an opsgit bug in one environment must not hide the others' results
-        _errored(run, f"unexpected {type(error).__name__}: {error}")
-        return Outcome(impact.name, impact.action, error=f"unexpected {type(error).__name__}: {error}", bug=True)
-
-
-def _errored(run: Recorder | None, message: str) -> None:
-    if run is None:
-        return
-    run.line(f"Error: {message}")
-    run.finish("errored", summary=f"Error: {message[:300]}", error=message[:2000])
+        message = f"unexpected {type(error).__name__}: {error}"
+        if run is not None:
+            run.fail(message)
+        return Outcome(impact.name, impact.action, error=message, bug=True)
 
 
 def plan_affected(base: str | None = None, head: str = "HEAD", *, status: bool = False,

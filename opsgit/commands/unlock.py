@@ -32,10 +32,8 @@ def unlock(env: str, *, force: bool = False) -> int:
     from opsgit.gitops import history
     from opsgit.locks import holder_record
 
-    who = holder_record("unlock").get("who", "?")
-    history.record(workspace.history, workspace.root, env, kind="unlock", summary=f"Unlocked by {who} with "
-                   f"opsgit unlock ({was})", result="unlocked", duration=0.0,
-                   extra={"unlocked_by": who, "was_held_by": dict(holder), "via": "cli"})
+    history.record_unlock(workspace.history, workspace.root, env, who=holder_record("unlock").get("who", "?"),
+                          holder=holder, was=was, via="cli")
     output.say(f"environment {env} is unlocked.")
     return 0
 

@@ -4,6 +4,7 @@ sentence, each service's instances and how many are unhealthy, each node's check
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,13 +98,13 @@ class Health:
                    tuple(sorted({(str(i.get("ServiceName", "")), str(i.get("ServiceID", "")), str(i.get("Node", "")))
                                  for i in instances})))
 
-    @property
+    @functools.cached_property  # a page reads them several times; the values are frozen
     def nodes(self) -> list[Node]:
         names = sorted(set(self.node_addresses) | {c.node for c in self.checks})
         return [Node(name, self.node_addresses.get(name, ""), tuple(c for c in self.checks if c.node == name))
                 for name in names]
 
-    @property
+    @functools.cached_property
     def services(self) -> list[Service]:
         by_instance: dict[tuple[str, str, str], list[Check]] = {key: [] for key in self.registered}
         node_checks: dict[str, list[Check]] = {}

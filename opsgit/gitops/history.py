@@ -124,6 +124,14 @@ def record(store: HistoryStore, root: Path, env: str, *, kind: str, summary: str
     return append(store, RUNS, env, entry)
 
 
+def record_unlock(store: HistoryStore, root: Path, env: str, *, who: str, holder: Mapping[str, Any], was: str,
+                  via: str) -> dict[str, Any]:
+    """A run lock removed by someone (`opsgit unlock`, the dashboard's Unlock): who, and whose it was."""
+    where = "on the dashboard" if via == "dashboard" else "with opsgit unlock"
+    return record(store, root, env, kind="unlock", summary=f"Unlocked by {who} {where} ({was})", result="unlocked",
+                  duration=0.0, extra={"unlocked_by": who, "was_held_by": dict(holder), "via": via})
+
+
 def append(store: HistoryStore, stream: str, env: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     """Add one record (given an `id` and `at`) to `stream` of `env`, durably; secrets masked."""
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -16,6 +16,7 @@ Stores, beside the state as the history is:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -23,7 +24,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +36,6 @@ from opsgit.secrets import redact, redact_data
 HEARTBEAT_SECONDS = 1.0
 # A record not rewritten for this long belongs to a process that is gone.
 STALE_SECONDS = 10.0
-FINAL = ("planned", "no_changes", "applied", "errored", "interrupted", "drift", "no_drift")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -247,6 +247,7 @@ def run_store(state_settings: Mapping[str, Any], root: Path) -> RunStore:
 
 def trigger() -> dict[str, Any]:
     """Who started this run and from where: the CLI, a CI job, or a pull request (with links)."""
+    from opsgit.gitops.status import actions_run_url, pull_request_event
     from opsgit.locks.holder import holder_record
 
     env = os.environ
@@ -254,33 +255,22 @@ def trigger() -> dict[str, Any]:
     found: dict[str, Any] = {"who": who.get("who"), "host": who.get("host"), "pid": os.getpid(), "source": "cli"}
     if env.get("GITHUB_ACTIONS") == "true" or env.get("GITLAB_CI") == "true" or env.get("CI") == "true":
         found["source"] = "ci"
-        server = env.get("GITHUB_SERVER_URL", "https://github.com")
-        if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
-            found["url"] = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
-        elif env.get("CI_JOB_URL"):
-            found["url"] = env["CI_JOB_URL"]
-    pull_request = who.get("pull_request") or _event_pull_request()
+        url = actions_run_url(env) or env.get("CI_JOB_URL")
+        if url:
+            found["url"] = url
+    pull_request = who.get("pull_request")
+    with contextlib.suppress(UserError):  # an unreadable payload is --status's error to report, not a run's
+        event = pull_request_event(env)
+        if event is not None and event[1] is not None and env.get("GITHUB_REPOSITORY"):
+            pull_request = f"{env['GITHUB_REPOSITORY']}#{event[1]}"  # pull_request_target too
     if pull_request:
         found["source"] = "pull_request"
         found["pull_request"] = pull_request
         number = pull_request.rsplit("#", 1)[-1] if "#" in pull_request else None
         if number and env.get("GITHUB_REPOSITORY"):
-            server = env.get("GITHUB_SERVER_URL", "https://github.com")
+            server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
             found["pull_request_url"] = f"{server}/{env['GITHUB_REPOSITORY']}/pull/{number}"
     return found
-
-
-def _event_pull_request() -> str | None:
-    """`org/ops#7` from GitHub Actions' event payload on pull_request events (GITHUB_REF is the
-    synthetic merge ref there, which holder_record reads too; this covers pull_request_target)."""
-    path, repository = os.environ.get("GITHUB_EVENT_PATH"), os.environ.get("GITHUB_REPOSITORY")
-    if not path or not repository:
-        return None
-    try:
-        number = json.loads(Path(path).read_text()).get("pull_request", {}).get("number")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return f"{repository}#{number}" if number else None
 
 
 @dataclass
@@ -338,6 +328,11 @@ class Recorder:
             except Exception:  # the store is unreachable this second: the next beat tries again
                 continue
 
+    def fail(self, message: str) -> None:
+        """Settle it as errored, the error last in its log."""
+        self.line(f"Error: {message}")
+        self.finish("errored", error=message[:2000], summary=f"Error: {message[:300]}")
+
     def finish(self, status: str, **values: Any) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -349,54 +344,43 @@ class Recorder:
         self._flush()
 
 
-def recording(store: RunStore, env: str, kind: str, commit: str | None) -> Recorder:
-    return Recorder(store, env, redact_data({"env": env, "kind": kind, "status": "running", "started_at": _now(),
-                                             "heartbeat_at": _now(), "trigger": trigger(), "commit": commit}))
+def started_run(store: RunStore, env: str, kind: str, commit: str | None) -> Recorder:
+    """A new, numbered run whose log is given line by line (`line`): for runs made side by side in
+    one process (`plan --affected`), whose output would mix; `record_run` for the others."""
+    now = _now()
+    recorder = Recorder(store, env, redact_data({"env": env, "kind": kind, "status": "running", "started_at": now,
+                                                 "heartbeat_at": now, "trigger": trigger(), "commit": commit}))
+    try:
+        recorder.start()
+    except UserError:
+        raise
+    except Exception as error:
+        # the state's store is the run's: its credentials and endpoint are the same problem
+        raise awsclients.as_user_error(error) or UserError(
+            f"cannot start a run record in {store.location}: {error}",
+            hint="check that the history store is writable") from None
+    return recorder
 
 
-class RecordedRun:
+@contextlib.contextmanager
+def record_run(store: RunStore, env: str, kind: str, commit: str | None) -> Iterator[Recorder]:
     """`with record_run(store, env, "apply", commit) as run:` — the run is numbered and its log
     captures everything opsgit prints until the block ends; an exception settles it as
     `errored` (or `interrupted` on Ctrl-C) unless the block settled it first."""
-
-    def __init__(self, store: RunStore, env: str, kind: str, commit: str | None) -> None:
-        self.recorder = recording(store, env, kind, commit)
-        self._untee: Callable[[], None] | None = None
-
-    def __enter__(self) -> Recorder:
-        try:
-            self.recorder.start()
-        except UserError:
-            raise
-        except Exception as error:
-            # the state's store is the run's: its credentials and endpoint are the same problem
-            raise awsclients.as_user_error(error) or UserError(
-                f"cannot start a run record in {self.recorder.store.location}: {error}",
-                hint="check that the history store is writable") from None
-        self._untee = output.tee(self.recorder.line)
-        return self.recorder
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
-        if self._untee is not None:
-            self._untee()
-        if self.recorder.record.get("status") != "running":
-            return
-        if error is None:
-            self.recorder.finish("errored", error="the run ended without a result")
-        elif isinstance(error, KeyboardInterrupt):
-            self.recorder.finish("interrupted", error="stopped by Ctrl-C")
-        else:
-            self.recorder.line(f"Error: {error}")
-            self.recorder.finish("errored", error=str(error)[:2000], summary=f"Error: {str(error)[:300]}")
-
-
-def record_run(store: RunStore, env: str, kind: str, commit: str | None) -> RecordedRun:
-    return RecordedRun(store, env, kind, commit)
-
-
-def started_run(store: RunStore, env: str, kind: str, commit: str | None) -> Recorder:
-    """A run whose log is given line by line (`line`), not taken from all output: for runs made
-    side by side in one process (`plan --affected`), whose output would otherwise mix."""
-    recorder = recording(store, env, kind, commit)
-    recorder.start()
-    return recorder
+    recorder = started_run(store, env, kind, commit)
+    untee = output.tee(recorder.line)
+    try:
+        yield recorder
+    except KeyboardInterrupt:
+        untee()
+        if recorder.record.get("status") == "running":
+            recorder.finish("interrupted", error="stopped by Ctrl-C")
+        raise
+    except BaseException as error:
+        untee()
+        if recorder.record.get("status") == "running":
+            recorder.fail(str(error))
+        raise
+    untee()
+    if recorder.record.get("status") == "running":
+        recorder.finish("errored", error="the run ended without a result")

@@ -50,7 +50,15 @@ def _head_sha(root: Path) -> str:
     return result.stdout.strip()
 
 
-def _pull_request_event(env: Mapping[str, str]) -> tuple[str, int | None] | None:
+def actions_run_url(env: Mapping[str, str]) -> str | None:
+    """The page of the GitHub Actions run this process belongs to, if it is one."""
+    if not env.get("GITHUB_RUN_ID") or not env.get("GITHUB_REPOSITORY"):
+        return None
+    server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+
+
+def pull_request_event(env: Mapping[str, str]) -> tuple[str, int | None] | None:
     """GitHub Actions' pull request events: the head commit the pull request shows, and its
     number. GITHUB_SHA is then GitHub's synthetic merge commit, which the pull request never shows
     (and for pull_request_target, the base branch's head)."""
@@ -86,12 +94,11 @@ def target_from_environment(root: Path, sha: str | None = None) -> StatusTarget:
     repository = env.get("GITHUB_REPOSITORY")
     if not repository or "/" not in repository:
         raise UserError("--status needs GITHUB_REPOSITORY (owner/name)")
-    server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
-    target_url = (f"{server}/{repository}/actions/runs/{env['GITHUB_RUN_ID']}" if env.get("GITHUB_RUN_ID") else None)
+    target_url = actions_run_url(env)
     ref = env.get("GITHUB_REF", "")
     pull = int(ref.split("/")[2]) if ref.startswith("refs/pull/") and ref.split("/")[2].isdigit() else None
     commit = sha or env.get("GITHUB_SHA") or ""
-    event = _pull_request_event(env)
+    event = pull_request_event(env)
     if event is not None:
         pull = event[1] if event[1] is not None else pull
         if not sha:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,13 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from opsgit.gitops.runs import FINAL
 from opsgit.secrets import redact
 from opsgit.server.auth import COOKIE, Session, Sessions
 from opsgit.server.health import HealthWatch
 from opsgit.server.sources import Sources
 
 HERE = Path(__file__).parent
+RUNS_SHOWN = 50  # an environment page's runs, newest first
 LIVE_POLL = 0.5  # how often a live page re-reads a run from its store (files or S3)
 STATUS_NAMES = {"planned": "PLANNED", "no_changes": "NO CHANGES", "applied": "APPLIED", "errored": "ERRORED",
                 "interrupted": "INTERRUPTED", "running": "RUNNING", "discarded": "DISCARDED", "drift": "DRIFTED",
@@ -96,17 +96,17 @@ class Dashboard:
 
     def environment(self, request: Request) -> Response:
         env = self.environment_or_404(request.path_params["env"])
-        view = self.sources.overview(env)
+        view = self.sources.overview(env, RUNS_SHOWN)
         if view.error is not None:
             return self.page(request, "environment.html", env=env, view=view, runs=[], history=[], images=[],
                              promoted={})
-        return self.page(request, "environment.html", env=env, view=view, runs=self.sources.runs(env),
+        return self.page(request, "environment.html", env=env, view=view, runs=view.runs,
                          history=[h for h in reversed(self.sources.history(env)) if h.get("kind") == "unlock"][:10],
                          images=self.sources.image_builds(env, 10), promoted=self.sources.promoted(env))
 
     def runs_fragment(self, request: Request) -> Response:
         env = self.environment_or_404(request.path_params["env"])
-        return self.page(request, "runs_table.html", env=env, runs=self.sources.runs(env))
+        return self.page(request, "runs_table.html", env=env, runs=self.sources.runs(env, RUNS_SHOWN))
 
     def run(self, request: Request) -> Response:
         env = self.environment_or_404(request.path_params["env"])
@@ -137,18 +137,18 @@ class Dashboard:
 
     def images(self, request: Request) -> Response:
         builds = []
+        promoted: dict[str, Mapping[str, str]] = {}
         for env in self.sources.names():
             try:
-                promoted = self.sources.promoted(env)
+                promoted[env] = self.sources.promoted(env)
                 for build in self.sources.image_builds(env):
                     built = [i["image_id"] for i in build.record.get("images") or []]
                     role = str(build.record.get("role", "?"))
-                    builds.append((env, role, build, promoted.get(role) in built if built else False))
+                    builds.append((env, role, build, promoted[env].get(role) in built if built else False))
             except Exception:
                 continue
         builds.sort(key=lambda b: (b[1], b[0], -b[2].number))
-        return self.page(request, "images.html", builds=builds,
-                         promoted={env: self.sources.promoted(env) for env in self.sources.names()})
+        return self.page(request, "images.html", builds=builds, promoted=promoted)
 
     def consul(self, request: Request) -> Response:
         if self.health is None:
@@ -236,7 +236,7 @@ class Dashboard:
                 if state != last:
                     last = state
                     yield _event("status", {**state, "name": STATUS_NAMES.get(str(state["status"]), "")})
-                if state["status"] in FINAL and not text:
+                if state["status"] != "running" and not text:  # settled (or interrupted), all of it sent
                     yield _event("end", {})
                     return
                 await asyncio.sleep(LIVE_POLL)

@@ -36,6 +36,7 @@ class EnvironmentView:
     lock: LockView
     drift: int | None  # resources changed outside opsgit, by the newest run that looked
     error: str | None = None
+    runs: tuple[Run, ...] = ()  # the newest, newest first
 
 
 def readable(error: BaseException) -> str:
@@ -93,10 +94,10 @@ class Sources:
         sentence = describe(env, holder, local=backend == "local") if holder is not None else "free"
         return LockView(backend, holder, sentence)
 
-    def overview(self, env: str) -> EnvironmentView:
+    def overview(self, env: str, limit: int = 20) -> EnvironmentView:
         try:
             environment = self.environment(env)
-            runs = self.runs(env, 20)
+            runs = self.runs(env, limit)
         except Exception as error:  # one unreadable store must not hide the other environments
             where = _location(self, env)
             try:
@@ -108,7 +109,7 @@ class Sources:
         drift = next((int(r.record["drift"]) for r in runs if r.record.get("drift") is not None), None)
         running = next((r for r in runs if r.live), None)
         return EnvironmentView(env, environment.description, runs[0] if runs else None, running, self.lock(env),
-                               drift)
+                               drift, runs=tuple(runs))
 
     def unlock(self, env: str, who: str) -> Mapping[str, Any] | None:
         """Free the environment's run lock for `who` (signed in on the dashboard) and record it in
@@ -120,9 +121,8 @@ class Sources:
             return None
         lock.force_unlock()
         was = describe(env, holder, local=environment.lock.get("backend", "local") == "local")
-        history.record(history.history_store(environment.state, self.root), self.root, env, kind="unlock",
-                       summary=f"Unlocked by {who} on the dashboard ({was})", result="unlocked", duration=0.0,
-                       extra={"unlocked_by": who, "was_held_by": dict(holder), "via": "dashboard"})
+        history.record_unlock(history.history_store(environment.state, self.root), self.root, env, who=who,
+                              holder=holder, was=was, via="dashboard")
         return holder
 
     def history(self, env: str) -> list[dict[str, Any]]:
