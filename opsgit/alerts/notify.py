@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from opsgit.errors import UserError
-from opsgit.secrets import redact, register
+from opsgit.secrets import register
 
 TIMEOUT = 10.0
 
@@ -31,7 +31,8 @@ class AppriseNotifier:
             raise UserError("Apprise URLs need the apprise package", hint="pip install 'opsgit[server]'") from None
         self._apprise = apprise.Apprise()
         if not self._apprise.add(url):
-            raise UserError(f"not an Apprise URL Apprise knows: {redact(url)}",
+            # the scheme only: the rest of such a URL is usually its token
+            raise UserError(f"not a URL Apprise knows: {url.split('://', 1)[0]}://...",
                             hint="see https://github.com/caronc/apprise/wiki for the URL of each service")
         self.name = url.split("://", 1)[0] + "://"
 
