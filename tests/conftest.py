@@ -44,11 +44,17 @@ def write_tree(root: Path, files: Mapping[str, str]) -> Path:
 OPSGIT = (sys.executable, "-m", "opsgit")
 
 
+CI_MARKERS = ("OPSGIT_", "GITHUB_", "GITLAB_", "CI_")
+
+
 def opsgit_environment(env: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`env` as given (default: this process's, without OPSGIT_ settings), with `extra` on top.
+    """`env` as given (default: this process's, without OPSGIT_ settings and without the CI job's
+    own markers — a test that runs in CI still runs opsgit as from a laptop unless it says
+    otherwise through `extra`), with `extra` on top.
     Policy checks (checkov, seconds a plan) are off unless a test turns them on
     (`OPSGIT_POLICY=auto` or `--policy true`: tests/test_policy.py); where checkov is stays known."""
-    base = dict(env) if env is not None else {k: v for k, v in os.environ.items() if not k.startswith("OPSGIT_")}
+    base = dict(env) if env is not None else {k: v for k, v in os.environ.items()
+                                              if not k.startswith(CI_MARKERS) and k != "CI"}
     base.setdefault("OPSGIT_POLICY", "false")
     if "OPSGIT_CHECKOV" in os.environ:
         base.setdefault("OPSGIT_CHECKOV", os.environ["OPSGIT_CHECKOV"])
