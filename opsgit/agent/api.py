@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from opsgit.agent.endpoints.agent import AgentEndpoints
 from opsgit.agent.endpoints.catalog import CatalogEndpoints
+from opsgit.agent.endpoints.events import EventsEndpoints
 from opsgit.agent.endpoints.health import HealthEndpoints
 from opsgit.agent.endpoints.kv import KvEndpoints
 from opsgit.agent.endpoints.sessions import SessionsEndpoints
@@ -26,6 +27,8 @@ from opsgit.agent.store import Store, StoreError
 
 # Consul answers these without a token (clients probe them before they have one).
 OPEN_PATHS = frozenset({"/v1/status/leader", "/v1/status/peers"})
+# The reads served by Consul's servers with a consistency mode (the agent's own endpoints have none).
+CONSISTENT_READS = ("/v1/kv/", "/v1/catalog/", "/v1/health/", "/v1/session/")
 
 
 def _same(given: str | None, token: str) -> bool:
@@ -35,16 +38,21 @@ def _same(given: str | None, token: str) -> bool:
 Route = tuple[str, re.Pattern[str], Callable[[HttpRequest, re.Match[str]], Awaitable[HttpResponse]]]
 
 
-class ConsulApi(KvEndpoints, SessionsEndpoints, CatalogEndpoints, HealthEndpoints, AgentEndpoints, StatusEndpoints):
+class ConsulApi(KvEndpoints, SessionsEndpoints, CatalogEndpoints, HealthEndpoints, AgentEndpoints, EventsEndpoints,
+                StatusEndpoints):
     def __init__(self, store: Store, database: Database | None = None, token: str | None = None, *,
                  enable_script_checks: bool = False) -> None:
         super().__init__(store, database, token, enable_script_checks=enable_script_checks)
         self.routes: list[Route] = self._routes()
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
-        if self.token is not None and request.path not in OPEN_PATHS and not _same(self._token_of(request), self.token):
-            # No X-Consul-Index: a client without the token must not watch write activity.
-            return HttpResponse(403, b"Permission denied", content_type="text/plain")
+        given = self._token_of(request)
+        if self.token is not None and request.path not in OPEN_PATHS and not _same(given, self.token):
+            # Consul's two answers: no token is the anonymous token, which may do nothing here;
+            # a token it does not know is "ACL not found". No X-Consul-Index: a client without
+            # the token must not watch write activity.
+            return HttpResponse(403, b"Permission denied" if not given else b"ACL not found",
+                                content_type="text/plain")
         datacenter = request.arg("dc")
         if datacenter and datacenter != self.store.datacenter and request.path.startswith("/v1/"):
             # Consul's answer for a datacenter it has no route to (structs.ErrNoDCPath)
@@ -61,6 +69,10 @@ class ConsulApi(KvEndpoints, SessionsEndpoints, CatalogEndpoints, HealthEndpoint
                 response = await handler(request, match)
             except StoreError as error:
                 response = HttpResponse(error.status, str(error).encode(), content_type="text/plain")
+            if request.method in ("GET", "HEAD") and request.path.startswith(CONSISTENT_READS):
+                # what Consul's servers tell a read about the consistency it got
+                mode = "stale" if request.has("stale") else "consistent" if request.has("consistent") else "leader"
+                response.headers.append(("X-Consul-Effective-Consistency", mode))
             return self._respond(response)
         if allowed:
             return self._respond(HttpResponse(405, b"method not allowed", [("Allow", ", ".join(sorted(allowed)))],
@@ -113,11 +125,15 @@ class ConsulApi(KvEndpoints, SessionsEndpoints, CatalogEndpoints, HealthEndpoint
             ("GET", r"/v1/agent/checks", self.agent_checks),
             ("PUT", r"/v1/agent/service/register", self.agent_service_register),
             ("PUT", r"/v1/agent/reload", self.agent_reload),
+            ("PUT", r"/v1/agent/maintenance", self.agent_maintenance),
+            ("PUT", r"/v1/agent/service/maintenance/(?P<id>[^/]+)", self.agent_service_maintenance),
             ("PUT", r"/v1/agent/service/deregister/(?P<id>[^/]+)", self.agent_service_deregister),
             ("PUT", r"/v1/agent/check/register", self.agent_check_register),
             ("PUT", r"/v1/agent/check/deregister/(?P<id>[^/]+)", self.agent_check_deregister),
             ("PUT", r"/v1/agent/check/(?P<verb>pass|warn|fail)/(?P<id>[^/]+)", self.agent_check_ttl),
             ("PUT", r"/v1/agent/check/update/(?P<id>[^/]+)", self.agent_check_update),
+            ("PUT", r"/v1/event/fire/(?P<name>.*)", self.event_fire),
+            ("GET", r"/v1/event/list", self.event_list),
             ("GET", r"/v1/status/leader", self.status_leader),
             ("GET", r"/v1/status/peers", self.status_peers),
         ]

@@ -4,12 +4,16 @@ waking blocking queries, and the session and check timers."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opsgit.agent.filter import Filter, parse_filter
 from opsgit.agent.http import HttpRequest
 from opsgit.agent.persist import Database
 from opsgit.agent.shapes import (
@@ -18,12 +22,33 @@ from opsgit.agent.shapes import (
     duration,
     wake,
 )
-from opsgit.agent.store import Change, Store, StoreError
+from opsgit.agent.store import CONSUL_SERVICE, Change, Store, StoreError
 from opsgit.consul.durations import parse_duration
 
 # Consul's own words (agent/agent.go) when a script check reaches an agent that runs none
 SCRIPTS_DISABLED = ("Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or "
                     "'enable_local_script_checks' to true")
+
+
+SESSION_TTL_MULTIPLIER = 2  # structs.SessionTTLMultiplier
+EVENTS_KEPT = 256  # Consul's agent keeps this many user events (agent.go: eventBuf)
+
+
+@dataclass(frozen=True)
+class UserEvent:
+    id: str
+    name: str
+    payload: bytes
+    node_filter: str
+    service_filter: str
+    tag_filter: str
+    ltime: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ID": self.id, "Name": self.name,
+                "Payload": base64.b64encode(self.payload).decode() if self.payload else None,
+                "NodeFilter": self.node_filter, "ServiceFilter": self.service_filter, "TagFilter": self.tag_filter,
+                "Version": 1, "LTime": self.ltime}
 
 
 class ApiCore:
@@ -42,6 +67,7 @@ class ApiCore:
         self.check_timers: dict[str, asyncio.TimerHandle] = {}
         self.check_ttls: dict[str, float] = {}
         self.probes: dict[str, asyncio.Task[None]] = {}
+        self.events: deque[UserEvent] = deque(maxlen=EVENTS_KEPT)  # never persisted, as in Consul
 
     def commit(self, change: Change | None) -> None:
         """Make a change durable, then wake what watches it. Called before answering."""
@@ -100,13 +126,22 @@ class ApiCore:
         wait = DEFAULT_WAIT
         raw_wait = request.arg("wait")
         if raw_wait:
+            # Go's time.ParseDuration: a unit is required (`10` is refused, only `0` stands alone)
+            if raw_wait.lstrip("+-").replace(".", "", 1).isdigit() and float(raw_wait) != 0:
+                raise StoreError(400, "Invalid wait time")
             try:
                 wait = parse_duration(raw_wait)
             except ValueError:
                 raise StoreError(400, "Invalid wait time") from None
-            if wait < 0:
-                raise StoreError(400, "Invalid wait time")
+            if wait <= 0:  # Consul's servers wait their default for a zero or negative wait
+                wait = DEFAULT_WAIT
         return index, min(wait, MAX_WAIT)
+
+    @staticmethod
+    def row_filter(request: HttpRequest) -> Filter | None:
+        """`?filter=`, parsed before anything is computed (400 if it does not parse)."""
+        text = request.arg("filter")
+        return parse_filter(text) if text else None
 
     @staticmethod
     def _consistency(request: HttpRequest) -> None:
@@ -120,8 +155,10 @@ class ApiCore:
         session = self.store.sessions.get(session_id)
         if session is not None and session.ttl:
             loop = asyncio.get_running_loop()
-            # Consul promises only "not before the TTL"; expiring at the TTL keeps hand-over prompt.
-            self.session_timers[session_id] = loop.call_later(session.ttl, self._expire_session, session_id)
+            # Consul's servers arm TTL * SessionTTLMultiplier (2) at create and at every renew: a
+            # session is never invalidated before its TTL and at the latest at twice it.
+            self.session_timers[session_id] = loop.call_later(session.ttl * SESSION_TTL_MULTIPLIER,
+                                                              self._expire_session, session_id)
 
     def _expire_session(self, session_id: str) -> None:
         self.session_timers.pop(session_id, None)
@@ -198,4 +235,7 @@ class ApiCore:
         self.store.reap_tombstones(time.monotonic())
 
     def _own_services(self) -> dict[str, dict[str, Any]]:
-        return {s["ID"]: s for (n, _), s in sorted(self.store.services.items()) if n == self.store.node_name}
+        """The services this agent registered: as in Consul, the `consul` service is the
+        catalog's (the leader registers it), not the agent's."""
+        return {s["ID"]: s for (n, sid), s in sorted(self.store.services.items())
+                if n == self.store.node_name and sid != CONSUL_SERVICE}

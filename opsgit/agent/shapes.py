@@ -16,7 +16,7 @@ from opsgit.consul.durations import parse_duration
 DEFAULT_WAIT = 300.0
 MAX_WAIT = 600.0
 MAX_TXN_OPS = 64
-VERSION = "1.22.0"
+VERSION = "1.22.0"  # the Consul release whose answers the agent keeps (store.py names it too)
 
 
 # The JSON types of the request fields Consul's endpoints read (its Go structs), by canonical
@@ -184,6 +184,13 @@ def check_json(check: dict[str, Any]) -> dict[str, Any]:
         ("ModifyIndex", 1))}
 
 
-def member(node: dict[str, Any]) -> dict[str, Any]:
-    return {"Name": node["Node"], "Addr": node["Address"], "Port": 8301, "Status": 1,
-            "Tags": {"role": "consul", "dc": node.get("Datacenter", "dc1"), "build": VERSION}}
+def member(node: dict[str, Any], *, wan: bool = False) -> dict[str, Any]:
+    """The agent as a serf member of the LAN pool (port 8301) or, as a server, of the WAN pool
+    (8302, named `node.dc`), with the tags a Consul server gossips."""
+    datacenter = node.get("Datacenter", "dc1")
+    tags = {"acls": "0", "bootstrap": "1", "build": f"{VERSION}:opsgit", "dc": datacenter, "ft_fs": "1",
+            "ft_si": "1", "id": node.get("ID", ""), "port": "8300", "raft_vsn": "3", "role": "consul",
+            "segment": "", "vsn": "2", "vsn_max": "3", "vsn_min": "2", "wan_join_port": "8302"}
+    return {"Name": f"{node['Node']}.{datacenter}" if wan else node["Node"], "Addr": node["Address"],
+            "Port": 8302 if wan else 8301, "Tags": tags, "Status": 1, "ProtocolMin": 1, "ProtocolMax": 5,
+            "ProtocolCur": 2, "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4}

@@ -23,6 +23,7 @@ MAX_LOCK_DELAY = 60.0
 MIN_TTL, MAX_TTL = 10.0, 86400.0
 TOMBSTONE_TTL = 15 * 60.0
 SERF_CHECK = "serfHealth"
+CONSUL_SERVICE = "consul"  # what a Consul server's leader registers for its servers (port 8300, server RPC)
 
 
 class StoreError(Exception):
@@ -241,12 +242,14 @@ class Store:
                        behavior: str = "release", ttl: float | None = None,
                        checks: list[str] | None = None) -> tuple[Session, Change]:
         node = node or self.node_name
+        # Consul validates these in the server's Session.Apply, so they come back as its RPC
+        # errors do: 500, with the server's words.
         if node not in self.nodes:
-            raise StoreError(500, f"Missing node registration for node {node!r}")
+            raise StoreError(500, "Missing node registration")
         if behavior not in ("release", "delete"):
-            raise StoreError(400, f"Invalid Behavior setting '{behavior}'")
+            raise StoreError(500, f"Invalid Behavior setting '{behavior}'")
         if ttl is not None and ttl != 0 and not MIN_TTL <= ttl <= MAX_TTL:
-            raise StoreError(400, f"Invalid Session TTL '{ttl * 1e9:.0f}', must be between [10s=24h0m0s]")
+            raise StoreError(500, f"Invalid Session TTL '{ttl * 1e9:.0f}', must be between [10s=24h0m0s]")
         if not 0 <= lock_delay <= MAX_LOCK_DELAY:
             raise StoreError(400, f"Invalid LockDelay: {lock_delay}s exceeds the maximum of 60s")
         checks = [SERF_CHECK] if checks is None else checks
@@ -305,6 +308,13 @@ class Store:
             "Node": self.node_name, "CheckID": SERF_CHECK, "Name": "Serf Health Status", "Status": "passing",
             "Notes": "", "Output": "Agent alive and reachable", "ServiceID": "", "ServiceName": "",
             "ServiceTags": [], "Type": "", "CreateIndex": 1, "ModifyIndex": 1}
+        self.services[(self.node_name, CONSUL_SERVICE)] = {
+            "ID": CONSUL_SERVICE, "Service": CONSUL_SERVICE, "Tags": [], "Address": "", "Port": 8300,
+            "Meta": {"non_voter": "false", "raft_version": "3", "read_replica": "false",
+                     "serf_protocol_current": "2", "serf_protocol_max": "5", "serf_protocol_min": "1",
+                     "version": "1.22.0"},
+            "TaggedAddresses": {}, "Weights": {"Passing": 1, "Warning": 1}, "EnableTagOverride": False,
+            "CreateIndex": 1, "ModifyIndex": 1}
 
     def catalog_change(self) -> Change:
         change = self._next()

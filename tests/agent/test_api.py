@@ -81,9 +81,9 @@ def test_session_ttl_expiry_releases_and_lock_delay_holds(agent: AgentProcess) -
     assert requests.put(url(agent, f"/v1/kv/{name}?acquire={session}"), data=b"held").json() is True
     index = int(requests.get(url(agent, f"/v1/kv/{name}")).headers["X-Consul-Index"])
     started = time.monotonic()
-    released = requests.get(url(agent, f"/v1/kv/{name}?index={index}&wait=30s")).json()[0]
+    released = requests.get(url(agent, f"/v1/kv/{name}?index={index}&wait=40s")).json()[0]
     waited = time.monotonic() - started
-    assert "Session" not in released and 9.5 < waited < 13
+    assert "Session" not in released and 19.5 < waited < 23  # Consul's timer: twice the TTL
     other = requests.put(url(agent, "/v1/session/create"), json={"TTL": "10s", "Checks": []}).json()["ID"]
     assert requests.put(url(agent, f"/v1/kv/{name}?acquire={other}"), data=b"x").json() is False  # lock-delay
     time.sleep(1.1)
@@ -113,8 +113,11 @@ def test_renew_of_unknown_session_is_404(agent: AgentProcess) -> None:
     ("PUT", "/v1/kv/x?cas=0&acquire=abc", b"v", 400, "Conflicting flags"),
     ("PUT", "/v1/kv/x?acquire=no-such-session", b"v", 500, "invalid session"),
     ("PUT", "/v1/kv/big", b"x" * (512 * 1024 + 1), 413, "too large"),
-    ("PUT", "/v1/session/create", b'{"TTL": "5s"}', 400, "Invalid Session TTL"),
-    ("PUT", "/v1/session/create", b'{"Behavior": "explode"}', 400, "Invalid Behavior"),
+    ("PUT", "/v1/session/create", b'{"TTL": "5s"}', 500, "Invalid Session TTL '5000000000', must be between "
+                                                         "[10s=24h0m0s]"),
+    ("PUT", "/v1/session/create", b'{"Behavior": "explode"}', 500, "Invalid Behavior setting 'explode'"),
+    ("PUT", "/v1/session/create", b'{"Node": "nowhere"}', 500, "Missing node registration"),
+    ("PUT", "/v1/session/create", b'{"Checks": ["nope"]}', 500, "Missing check 'nope' registration"),
     ("GET", "/v1/kv/", None, 400, "Missing key name"),
     ("DELETE", "/v1/status/leader", None, 405, ""),
     ("PUT", "/v1/txn", b'{"KV": 1}', 400, "expected a list"),
@@ -122,7 +125,7 @@ def test_renew_of_unknown_session_is_404(agent: AgentProcess) -> None:
     ("PUT", "/v1/txn", b'[{"KV": {"Verb": "cas", "Key": "a", "Index": "x"}}]', 400,
      "cannot unmarshal string into Go struct field KVTxnOp.KV.Index of type uint64"),
     ("PUT", "/v1/txn", b"[" * 100_000 + b"]" * 100_000, 400, "Request decode failed"),
-    ("PUT", "/v1/session/create", b'{"TTL": 1e308}', 400, "Invalid Session TTL"),
+    ("PUT", "/v1/session/create", b'{"TTL": 1e308}', 500, "Invalid Session TTL"),
     ("PUT", "/v1/session/create", b'{"Checks": 5}', 400, "cannot unmarshal number into Go struct field checks"),
     ("PUT", "/v1/session/create", b'{"Name": {"a": 1}}', 400, "cannot unmarshal object into Go struct field name"),
     ("PUT", "/v1/agent/service/register", b'{"Name": {"a": 1}}', 400, "cannot unmarshal object"),
@@ -176,8 +179,10 @@ def test_malformed_http_and_huge_headers_are_refused(agent: AgentProcess) -> Non
 def test_token_is_required_when_configured() -> None:
     secured = start_agent("--token", "s3cret")
     try:
-        assert requests.get(secured.url + "/v1/kv/x").status_code == 403
-        assert requests.get(secured.url + "/v1/kv/x?token=wrong").status_code == 403
+        anonymous = requests.get(secured.url + "/v1/kv/x")
+        assert (anonymous.status_code, anonymous.text) == (403, "Permission denied")  # Consul's two texts
+        unknown = requests.get(secured.url + "/v1/kv/x?token=wrong")
+        assert (unknown.status_code, unknown.text) == (403, "ACL not found")
         assert requests.get(secured.url + "/v1/kv/x", headers={"X-Consul-Token": "s3cret"}).status_code == 404
         assert requests.get(secured.url + "/v1/kv/x", headers={"Authorization": "Bearer s3cret"}).status_code == 404
     finally:
@@ -200,3 +205,28 @@ def test_a_refused_request_shows_no_index_and_status_answers_without_a_token() -
 def test_clean_shutdown_on_sigterm() -> None:
     process = start_agent()
     assert process.stop() == 0
+
+
+def test_effective_consistency_and_consuls_wait_forms(agent: AgentProcess) -> None:
+    """Reads say which consistency they got, as Consul's servers do; a `wait` needs a unit
+    (Go's durations), and a negative one waits Consul's default instead of failing."""
+    assert requests.get(url(agent, "/v1/catalog/nodes")).headers["X-Consul-Effective-Consistency"] == "leader"
+    assert requests.get(url(agent, "/v1/health/state/any?stale")).headers[
+        "X-Consul-Effective-Consistency"] == "stale"
+    assert requests.get(url(agent, "/v1/kv/nothing?consistent")).headers[
+        "X-Consul-Effective-Consistency"] == "consistent"
+    assert "X-Consul-Effective-Consistency" not in requests.get(url(agent, "/v1/agent/services")).headers
+    unitless = requests.get(url(agent, "/v1/kv/x?index=1&wait=10"))
+    assert (unitless.status_code, unitless.text) == (400, "Invalid wait time")
+    key = f"waits/{uuid.uuid4().hex}"
+    requests.put(url(agent, f"/v1/kv/{key}"), data=b"one")
+    index = requests.get(url(agent, f"/v1/kv/{key}")).headers["X-Consul-Index"]
+    answers: list[requests.Response] = []
+    reader = threading.Thread(target=lambda: answers.append(
+        requests.get(url(agent, f"/v1/kv/{key}?index={index}&wait=-1s"), timeout=30)))
+    reader.start()
+    time.sleep(1.0)
+    assert answers == []  # still waiting: a negative wait is not "return now"
+    requests.put(url(agent, f"/v1/kv/{key}"), data=b"two")
+    reader.join(10)
+    assert answers and answers[0].status_code == 200

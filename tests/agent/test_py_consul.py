@@ -176,3 +176,19 @@ def test_another_datacenter_has_no_path_and_self_names_the_leader(agent: AgentPr
     assert client.kv.get("anything", dc="dc1")[1] is None  # its own datacenter by name is fine
     stats = client.agent.self()["Stats"]["consul"]
     assert stats["leader"] == "true" and stats["leader_addr"].endswith(":8300")
+
+
+def test_the_consul_service_and_the_members(c: pyconsul.Consul) -> None:
+    """As on a Consul server: the catalog lists the `consul` service on the server's node (port
+    8300, healthy with the node), the agent's own services do not, and `agent/members` gives the
+    LAN member (and with `wan` the WAN one, named node.dc)."""
+    node = c.agent.self()["Config"]["NodeName"]
+    assert "consul" in c.catalog.services()[1]
+    entries = c.health.service("consul", passing=True)[1]
+    assert [(e["Node"]["Node"], e["Service"]["Port"]) for e in entries] == [(node, 8300)]
+    assert "consul" not in c.agent.services()
+    (lan,) = c.agent.members()
+    assert (lan["Name"], lan["Port"], lan["Status"], lan["Tags"]["role"], lan["Tags"]["dc"]) == (
+        node, 8301, 1, "consul", "dc1")
+    (wan,) = c.agent.members(wan=True)
+    assert (wan["Name"], wan["Port"]) == (f"{node}.dc1", 8302)

@@ -20,6 +20,25 @@ from opsgit.agent.shapes import (
 )
 from opsgit.agent.store import StoreError
 
+NODE_MAINTENANCE = "_node_maintenance"
+SERVICE_MAINTENANCE = "_service_maintenance:"
+# Consul's default notes (agent/agent.go) when maintenance is enabled without a reason
+NODE_REASON = "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."
+SERVICE_REASON = ("Maintenance mode is enabled for this service, but no reason was provided. This is a default "
+                  "message.")
+GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+            "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def _enable(request: HttpRequest) -> bool:
+    """`?enable=` as Go's strconv.ParseBool reads it (py-consul sends `True`)."""
+    raw = request.arg("enable")
+    if raw is None or raw == "":
+        raise StoreError(400, "Missing value for enable")
+    if raw not in GO_BOOLS:
+        raise StoreError(400, f"Invalid value for enable: {raw!r}".replace("'", '"'))
+    return GO_BOOLS[raw]
+
 
 class AgentEndpoints(ApiCore):
     async def agent_self(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
@@ -35,10 +54,13 @@ class AgentEndpoints(ApiCore):
             "xDS": None})
 
     async def agent_members(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
-        return json_response([member(self.store.nodes[self.store.node_name])])
+        wan = request.arg("wan") not in (None, "", "0", "false")
+        return json_response([member(self.store.nodes[self.store.node_name], wan=wan)])
 
     async def agent_services(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
-        return json_response({sid: agent_service_json(s) for sid, s in self._own_services().items()})
+        rows = self.row_filter(request)
+        services = {sid: agent_service_json(s) for sid, s in self._own_services().items()}
+        return json_response(rows.values(services) if rows else services)
 
     async def agent_service(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         service = self._own_services().get(match["id"])
@@ -47,8 +69,10 @@ class AgentEndpoints(ApiCore):
         return json_response(agent_service_json(service))
 
     async def agent_checks(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
-        return json_response({c["CheckID"]: check_json(c) for (n, _), c in sorted(self.store.checks.items())
-                      if n == self.store.node_name and c["CheckID"] != "serfHealth"})
+        rows = self.row_filter(request)
+        checks = {c["CheckID"]: check_json(c) for (n, _), c in sorted(self.store.checks.items())
+                  if n == self.store.node_name and c["CheckID"] != "serfHealth"}
+        return json_response(rows.values(checks) if rows else checks)
 
     async def agent_service_register(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         self.register_service(canonical(json_body(request)), replace_checks=request.has("replace-existing-checks"))
@@ -120,6 +144,34 @@ class AgentEndpoints(ApiCore):
             error = reload(self)
             if error:
                 return HttpResponse(500, error.encode(), content_type="text/plain")
+        return HttpResponse(200, b"")
+
+    async def agent_maintenance(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        """Node maintenance: a critical check on the node takes every service on it out of
+        health answers and DNS until it is disabled."""
+        if _enable(request):
+            check = {"CheckID": NODE_MAINTENANCE, "Name": "Node Maintenance Mode", "Status": "critical",
+                     "Notes": request.arg("reason") or NODE_REASON, "Output": "", "ServiceID": "",
+                     "Type": "maintenance"}
+            self.commit(self.store.register(dict(self.store.nodes[self.store.node_name]), None, [check]))
+        elif (self.store.node_name, NODE_MAINTENANCE) in self.store.checks:
+            self.commit(self.store.deregister(self.store.node_name, check_id=NODE_MAINTENANCE))
+        return HttpResponse(200, b"")
+
+    async def agent_service_maintenance(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        service = self._own_services().get(match["id"])
+        enable = _enable(request)
+        if service is None:
+            return HttpResponse(404, f'No service registered with ID "{match["id"]}"'.encode(),
+                                content_type="text/plain")
+        check_id = SERVICE_MAINTENANCE + service["ID"]
+        if enable:
+            check = {"CheckID": check_id, "Name": "Service Maintenance Mode", "Status": "critical",
+                     "Notes": request.arg("reason") or SERVICE_REASON, "Output": "", "ServiceID": service["ID"],
+                     "Type": "maintenance"}
+            self.commit(self.store.register(dict(self.store.nodes[self.store.node_name]), None, [check]))
+        elif (self.store.node_name, check_id) in self.store.checks:
+            self.commit(self.store.deregister(self.store.node_name, check_id=check_id))
         return HttpResponse(200, b"")
 
     async def agent_check_deregister(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:

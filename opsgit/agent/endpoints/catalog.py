@@ -51,15 +51,24 @@ class CatalogEndpoints(ApiCore):
         return json_response([self.store.datacenter])
 
     async def catalog_nodes(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
-        index, data = await self.blocking(
-            request, lambda: (self.store.catalog_index, [node_json(n) for _, n in sorted(self.store.nodes.items())]),
-            ("table", "catalog"))
+        rows = self.row_filter(request)
+
+        def compute() -> tuple[int, Any]:
+            nodes = [node_json(n) for _, n in sorted(self.store.nodes.items())]
+            return self.store.catalog_index, rows.rows(nodes) if rows else nodes
+
+        index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)
 
     async def catalog_services(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        rows = self.row_filter(request)
+
         def compute() -> tuple[int, Any]:
             services: dict[str, set[str]] = {}
-            for service in self.store.services.values():
+            for (node_name, _), service in sorted(self.store.services.items()):
+                # the filter sees each instance as /catalog/service shows it, before they are folded
+                if rows and not rows.matches(catalog_service_json(self.store.nodes[node_name], service)):
+                    continue
                 services.setdefault(service["Service"], set()).update(service.get("Tags") or [])
             return self.store.catalog_index, {name: sorted(tags) for name, tags in sorted(services.items())}
 
@@ -68,24 +77,29 @@ class CatalogEndpoints(ApiCore):
 
     async def catalog_service(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         tags = [value for key, value in request.query if key == "tag"]
+        rows = self.row_filter(request)
 
         def compute() -> tuple[int, Any]:
-            rows = []
+            found = []
             for node, service, _ in self.store.service_entries(match["name"]):
                 if all(tag in (service.get("Tags") or []) for tag in tags):
-                    rows.append(catalog_service_json(node, service))
-            return self.store.catalog_index, rows
+                    found.append(catalog_service_json(node, service))
+            return self.store.catalog_index, rows.rows(found) if rows else found
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)
 
     async def catalog_node(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        rows = self.row_filter(request)
+
         def compute() -> tuple[int, Any]:
             node = self.store.nodes.get(match["name"])
             if node is None:
                 return self.store.catalog_index, None
             services = {s["ID"]: agent_service_json(s) for (n, _), s in sorted(self.store.services.items())
                         if n == match["name"]}
+            if rows:  # Consul filters the node's services
+                services = rows.values(services)
             return self.store.catalog_index, {"Node": node_json(node), "Services": services}
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))

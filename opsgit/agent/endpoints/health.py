@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from opsgit.agent.core import ApiCore
@@ -17,9 +18,13 @@ from opsgit.agent.store import StoreError
 
 
 class HealthEndpoints(ApiCore):
+    def _rows(self, request: HttpRequest) -> Callable[[list[Any]], list[Any]]:
+        row_filter = self.row_filter(request)
+        return row_filter.rows if row_filter else list
     async def health_service(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         passing = request.has("passing") and request.arg("passing") not in ("0", "false")
         tags = [value for key, value in request.query if key == "tag"]
+        row_filter = self.row_filter(request)
 
         def compute() -> tuple[int, Any]:
             rows = []
@@ -30,23 +35,27 @@ class HealthEndpoints(ApiCore):
                     continue
                 rows.append({"Node": node_json(node), "Service": agent_service_json(service),
                              "Checks": [check_json(c) for c in checks]})
-            return self.store.catalog_index, rows
+            return self.store.catalog_index, row_filter.rows(rows) if row_filter else rows
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)
 
     async def health_checks(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        filtered = self._rows(request)
+
         def compute() -> tuple[int, Any]:
-            return self.store.catalog_index, [check_json(c) for _, c in sorted(self.store.checks.items())
-                                              if c.get("ServiceName") == match["name"]]
+            return self.store.catalog_index, filtered([check_json(c) for _, c in sorted(self.store.checks.items())
+                                                       if c.get("ServiceName") == match["name"]])
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)
 
     async def health_node(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        filtered = self._rows(request)
+
         def compute() -> tuple[int, Any]:
-            return self.store.catalog_index, [check_json(c) for (n, _), c in sorted(self.store.checks.items())
-                                              if n == match["name"]]
+            return self.store.catalog_index, filtered([check_json(c) for (n, _), c in sorted(self.store.checks.items())
+                                                       if n == match["name"]])
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)
@@ -55,10 +64,11 @@ class HealthEndpoints(ApiCore):
         state = match["state"]
         if state not in ("any", "passing", "warning", "critical"):
             raise StoreError(400, f"Invalid check state {state!r}")
+        filtered = self._rows(request)
 
         def compute() -> tuple[int, Any]:
-            return self.store.catalog_index, [check_json(c) for _, c in sorted(self.store.checks.items())
-                                              if state == "any" or c["Status"] == state]
+            return self.store.catalog_index, filtered([check_json(c) for _, c in sorted(self.store.checks.items())
+                                                       if state == "any" or c["Status"] == state])
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)
