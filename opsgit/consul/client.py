@@ -300,9 +300,9 @@ class Health:
     def __init__(self, consul: Consul) -> None:
         self.consul = consul
 
-    def service(self, name: str, *, passing: bool = False, tag: str | None = None, index: int | None = None,
-                wait: float | None = None) -> tuple[int, list[dict[str, Any]]]:
-        params = _flag("passing", passing) + ([("tag", tag)] if tag else [])
+    def service(self, name: str, *, passing: bool = False, tag: str | None = None, dc: str | None = None,
+                index: int | None = None, wait: float | None = None) -> tuple[int, list[dict[str, Any]]]:
+        params = _flag("passing", passing) + ([("tag", tag)] if tag else []) + ([("dc", dc)] if dc else [])
         found, data = self.consul.get_json(f"/v1/health/service/{name}", params, index=index, wait=wait)
         return found, data or []
 

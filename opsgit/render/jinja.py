@@ -31,8 +31,8 @@ from opsgit.repo.paths import inside
 from opsgit.repo.text import read_text
 
 # Names of the functions `opsgit template` provides on hosts (consul-template's, in Jinja form).
-HOST_FUNCTIONS = ("key", "key_or_default", "key_exists", "ls", "tree", "service", "services", "node",
-                  "nodes", "env")
+HOST_FUNCTIONS = ("key", "key_or_default", "key_exists", "ls", "tree", "safe_ls", "safe_tree", "service", "services",
+                  "node", "nodes", "datacenters", "env", "timestamp", "file")
 
 def to_json(value: Any, indent: int | None = None) -> str:
     return Verbatim(json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False))

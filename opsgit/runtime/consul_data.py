@@ -7,13 +7,16 @@ once, shared by every template that uses it, and watched with one blocking query
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from opsgit.consul.client import Consul
+from opsgit.errors import RenderError
 
 Dependency = tuple[str, ...]
+DATACENTERS_POLL = 30.0  # seconds between reads of the datacenters a template watches
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,20 @@ def fetch(consul: Consul, dependency: Dependency, index: int = 0, wait: float | 
         return found, tuple(KeyPair(p.key[len(prefix):], p.key, p.text, p.flags, p.create_index, p.modify_index,
                                     p.lock_index, p.session) for p in pairs if not p.key.endswith("/"))
     if kind == "service":
-        name, tag, passing = dependency[1], dependency[2] or None, dependency[3] == "passing"
-        found, entries = consul.health.service(name, passing=passing, tag=tag, index=at, wait=wait)
-        return found, tuple(sorted((_instance(e) for e in entries), key=lambda s: (s.node, s.id)))
+        # ("service", name, tag, health, [dc]): health is "passing", "any" or a comma list of statuses
+        name, tag, health = dependency[1], dependency[2] or None, dependency[3]
+        datacenter = dependency[4] if len(dependency) > 4 else None
+        found, entries = consul.health.service(name, passing=health == "passing", tag=tag, dc=datacenter or None,
+                                               index=at, wait=wait)
+        instances = (_instance(e) for e in entries)
+        if health not in ("passing", "any"):
+            wanted = set(health.split(","))
+            instances = (i for i in instances if i.status in wanted)
+        return found, tuple(sorted(instances, key=lambda s: (s.node, s.id)))
+    if kind == "datacenters":
+        if at:  # /v1/catalog/datacenters has no blocking queries: a watch polls it, gently
+            time.sleep(min(wait or DATACENTERS_POLL, DATACENTERS_POLL))
+        return 1, tuple(consul.catalog.datacenters())
     if kind == "services":
         found, services = consul.catalog.services(index=at, wait=wait)
         return found, tuple(sorted((name, tuple(tags)) for name, tags in services.items()))
@@ -134,7 +148,36 @@ class Functions:
         return [pair for pair in self.tree(prefix) if pair.key and "/" not in pair.key]
 
     def service(self, name: str, tag: str | None = None, passing: bool = True) -> list[ServiceInstance]:
-        return list(self._get(("service", name, tag or "", "passing" if passing else "any")))
+        """consul-template's `service`: `service("redis")`, its shorthand `service("primary.redis@dc2")`
+        and a health selection after `|`: `service("redis|any")`, `service("redis|passing,warning")`
+        (by default only the instances whose checks all pass)."""
+        query, _, health = name.partition("|")
+        query, _, datacenter = query.partition("@")
+        if "." in query and tag is None:
+            tag, query = query.rsplit(".", 1)
+        statuses = health.replace(" ", "") if health else ("passing" if passing else "any")
+        unknown = set(statuses.split(",")) - {"passing", "warning", "critical", "any"}
+        if unknown or not query:
+            raise RenderError(f"service({name!r}): write service(\"[tag.]name[@dc][|any|passing,warning,...]\")")
+        dependency: Dependency = ("service", query, tag or "", statuses)
+        return list(self._get((*dependency, datacenter) if datacenter else dependency))
+
+    def safe_ls(self, prefix: str) -> list[KeyPair]:
+        """ls(), but the template is not rendered while the prefix holds nothing (consul-template's
+        safeLs): an empty answer during an outage never empties a config file."""
+        found = self.ls(prefix)
+        if not found:
+            raise MissingKey(prefix.strip("/") + "/")
+        return found
+
+    def safe_tree(self, prefix: str) -> list[KeyPair]:
+        found = self.tree(prefix)
+        if not found:
+            raise MissingKey(prefix.strip("/") + "/")
+        return found
+
+    def datacenters(self) -> list[str]:
+        return list(self._get(("datacenters",)))
 
     def services(self) -> list[dict[str, Any]]:
         return [{"name": name, "tags": list(tags)} for name, tags in self._get(("services",))]
@@ -150,5 +193,6 @@ class Functions:
         return os.environ.get(name, default)
 
     def globals(self) -> dict[str, Callable[..., Any]]:
-        return {name: getattr(self, name) for name in ("key", "key_or_default", "key_exists", "ls", "tree",
-                                                       "service", "services", "node", "nodes", "env")}
+        return {name: getattr(self, name) for name in ("key", "key_or_default", "key_exists", "ls", "tree", "safe_ls",
+                                                       "safe_tree", "service", "services", "node", "nodes",
+                                                       "datacenters", "env")}

@@ -31,6 +31,7 @@ from opsgit.render.jinja import compile_template, make_environment, render
 from opsgit.repo.text import read_text
 from opsgit.runtime.consul_data import Dependency, Functions, MissingKey, describe, fetch
 from opsgit.runtime.template_config import TemplateSpec
+from opsgit.runtime.template_functions import HOST_FILTERS, HOST_GLOBALS
 
 
 class TemplateRunner:
@@ -46,6 +47,8 @@ class TemplateRunner:
         self.data: dict[Dependency, Any] = {}
         self.uses: dict[TemplateSpec, set[Dependency]] = {}
         self.environment = make_environment(Path.cwd(), host=True)
+        self.environment.filters.update(HOST_FILTERS)  # consul-template's helpers, on hosts only
+        self.environment.globals.update(HOST_GLOBALS)
         self._templates: dict[tuple[Path, str, str], jinja2.Template] = {}
         self.failing_since: dict[Dependency, float] = {}
         for spec in self.specs:
