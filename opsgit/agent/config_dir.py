@@ -2,7 +2,9 @@
 them in `/etc/consul.d/` (`{"service": {...}}`, `{"services": [...]}`, `{"check": {...}}`,
 `{"checks": [...]}`), loaded at start and again on SIGHUP or `PUT /v1/agent/reload`: what the
 files add is registered, what they change is updated, what they no longer hold is deregistered.
-Definitions registered through the HTTP API are left alone. HCL files are not read (reported).
+Definitions registered through the HTTP API are left alone. HCL files (`service { ... }` blocks,
+as Consul's documentation writes them) are read with python-hcl2; a block becomes the JSON form's
+object, and repeated `service`/`check` blocks become the lists they stand for.
 """
 
 from __future__ import annotations
@@ -31,23 +33,60 @@ def read_definitions(directories: list[Path]) -> tuple[list[dict[str, Any]], lis
             raise ConfigError(f"--config-dir {directory} is not a directory")
         for path in sorted(directory.iterdir()):
             if path.suffix == ".hcl":
-                output.warn(f"{path}: HCL is not read by the dev agent; write it as JSON")
+                document: Any = _read_hcl(path)
+            elif path.suffix == ".json":
+                try:
+                    document = json.loads(path.read_text())
+                except ValueError as error:
+                    line = getattr(error, "lineno", None)
+                    raise ConfigError(f"invalid JSON: {error}", file=str(path), line=line) from None
+            else:
                 continue
-            if path.suffix != ".json":
-                continue
-            try:
-                document = json.loads(path.read_text())
-            except ValueError as error:
-                line = getattr(error, "lineno", None)
-                raise ConfigError(f"invalid JSON: {error}", file=str(path), line=line) from None
             if not isinstance(document, dict):
                 raise ConfigError("a config file must hold an object with service(s) or check(s)", file=str(path))
             found = canonical(document)
-            services += [canonical(s) for s in ([found["service"]] if "service" in found else [])
-                         + list(found.get("services") or [])]
-            checks += [canonical(c) for c in ([found["check"]] if "check" in found else [])
-                       + list(found.get("checks") or [])]
+            services += [canonical(s) for s in _as_list(found.get("service")) + list(found.get("services") or [])]
+            checks += [canonical(c) for c in _as_list(found.get("check")) + list(found.get("checks") or [])]
     return services, checks
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _read_hcl(path: Path) -> dict[str, Any]:
+    import hcl2
+    from hcl2.utils import SerializationOptions
+    from lark.exceptions import LarkError
+
+    options = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
+    try:
+        document = hcl2.loads(path.read_text(), serialization_options=options)
+    except LarkError as error:
+        problem = str(error).splitlines()[0]
+        raise ConfigError(f"invalid HCL: {problem}", file=str(path), line=getattr(error, "line", None)) from None
+    # python-hcl2 gives every block as a list of objects: `service { }` blocks are the JSON
+    # form's "services" list, `check { }` blocks its "checks"; a service's `check` blocks likewise.
+    found = dict(document)
+    for block, plural in (("service", "services"), ("check", "checks")):
+        blocks = found.pop(block, None)
+        if blocks is not None:
+            items = blocks if isinstance(blocks, list) else [blocks]
+            found[plural] = list(found.get(plural) or []) + items
+    found["services"] = [_unblock_service(s) for s in found.get("services") or []]
+    return found
+
+
+def _unblock_service(service: Any) -> Any:
+    if not isinstance(service, dict):
+        return service
+    fixed = dict(service)
+    blocks = fixed.pop("check", None)
+    if isinstance(blocks, list):
+        fixed["checks"] = list(fixed.get("checks") or []) + blocks
+    elif blocks is not None:
+        fixed["check"] = blocks
+    return fixed
 
 
 def load(api: AgentEndpoints) -> None:

@@ -132,7 +132,12 @@ class HttpServer:
             name, separator, value = raw.decode("latin-1").partition(":")
             if not separator or not name.strip():
                 raise BadRequest(400, "malformed header")
-            headers[name.strip().lower()] = value.strip()
+            key, value = name.strip().lower(), value.strip()
+            if key in headers:
+                if key == "content-length" and headers[key] != value:
+                    raise BadRequest(400, "invalid Content-Length")  # two lengths: a smuggling attempt
+                continue  # as Go's Header.Get: the first of repeated headers counts
+            headers[key] = value
         body = await self._read_body(headers, reader, writer)
         parts = urlsplit(target)
         return HttpRequest(method=method.upper(), path=unquote(parts.path),
@@ -179,10 +184,9 @@ class HttpServer:
 
 def _size(text: str | bytes, base: int, problem: str) -> int:
     """A byte count from the request (Content-Length, a chunk size): 400 unless a whole number >= 0."""
-    try:
-        size = int(text, base)
-    except ValueError:
-        raise BadRequest(400, problem) from None
-    if size < 0:
+    digits = text.decode("latin-1") if isinstance(text, bytes) else text
+    # only digits (hex digits for a chunk): int() would also take "+1_0" and " 10"
+    allowed = "0123456789abcdefABCDEF" if base == 16 else "0123456789"
+    if not digits or any(c not in allowed for c in digits):
         raise BadRequest(400, problem)
-    return size
+    return int(digits, base)

@@ -176,6 +176,19 @@ def test_malformed_http_and_huge_headers_are_refused(agent: AgentProcess) -> Non
     assert requests.get(url(agent, "/v1/status/leader")).status_code == 200
 
 
+def test_lengths_and_repeated_headers_as_go_reads_them(agent: AgentProcess) -> None:
+    """A Content-Length is digits only (Python's int() would take "+1_0"), two different ones
+    are refused, and of a repeated header the first counts (Go's Header.Get)."""
+    put = b"PUT /v1/kv/lengths HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    assert raw_exchange(agent, put + b"Content-Length: +1_0\r\n\r\n0123456789").startswith(b"HTTP/1.1 400")
+    assert raw_exchange(agent, put + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\nabc").startswith(
+        b"HTTP/1.1 400")
+    assert raw_exchange(agent, put + b"Content-Length: 3\r\n\r\nabc").startswith(b"HTTP/1.1 200")
+    repeated = raw_exchange(agent, b"GET /v1/kv/lengths HTTP/1.1\r\nHost: x\r\n"
+                            b"Connection: close\r\nConnection: keep-alive\r\n\r\n")
+    assert repeated.startswith(b"HTTP/1.1 200") and b"Connection: close" in repeated  # the first one counted
+
+
 def test_token_is_required_when_configured() -> None:
     secured = start_agent("--token", "s3cret")
     try:

@@ -78,3 +78,48 @@ def test_a_bad_file_at_start_is_one_line(tmp_path: Path) -> None:
                         str(consul_d), cwd=tmp_path, timeout=30)
     assert result.returncode == 1 and f"{consul_d / 'web.json'}:2" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+HCL = """
+# as Consul's documentation writes a definition
+service {
+  name = "redis"
+  id   = "redis-1"
+  port = 6379
+  tags = ["primary"]
+  meta = { engine = "7.2" }
+  check {
+    id       = "redis-ttl"
+    name     = "redis alive"
+    ttl      = "30s"
+  }
+}
+service {
+  name = "webapp"
+  port = 8080
+}
+check {
+  id   = "disk"
+  name = "disk space"
+  ttl  = "1m"
+}
+"""
+
+
+def test_hcl_definitions_load_and_a_bad_one_names_its_line(tmp_path: Path) -> None:
+    consul_d = tmp_path / "consul.d"
+    consul_d.mkdir()
+    (consul_d / "services.hcl").write_text(HCL)
+    agent = start_agent("--config-dir", str(consul_d))
+    try:
+        services = client(agent).agent.services()
+        assert sorted(services) == ["redis-1", "webapp"]
+        assert services["redis-1"]["Tags"] == ["primary"] and services["redis-1"]["Meta"] == {"engine": "7.2"}
+        checks = client(agent).agent.checks()
+        assert checks["redis-ttl"]["ServiceID"] == "redis-1" and "disk" in checks
+        (consul_d / "services.hcl").write_text(HCL + 'service {\n  name = "cut off"\n  port = \n')
+        reload = requests.put(f"{agent.url}/v1/agent/reload", timeout=10)
+        assert reload.status_code == 500 and "services.hcl" in reload.text and "line" in reload.text
+        assert sorted(client(agent).agent.services()) == ["redis-1", "webapp"]  # what ran stays
+    finally:
+        agent.stop()

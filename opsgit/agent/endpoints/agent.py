@@ -89,7 +89,9 @@ class AgentEndpoints(ApiCore):
         for number, definition in enumerate(definitions, start=1):
             spec = canonical(definition)
             self.refuse_unrunnable(spec)
-            spec.setdefault("checkid", f"service:{service['ID']}" + (f":{number}" if len(definitions) > 1 else ""))
+            # a check's ID is `ID` in Consul's definitions (`CheckID` too), else derived from the service
+            spec.setdefault("checkid", spec.get("id") or
+                            f"service:{service['ID']}" + (f":{number}" if len(definitions) > 1 else ""))
             spec.setdefault("name", f"Service '{service['Service']}' check")
             checks.append((check_fields(spec, service), spec))
         if replace_checks:
@@ -117,7 +119,7 @@ class AgentEndpoints(ApiCore):
         if not spec.get("name"):
             raise StoreError(400, "Missing check name")
         self.refuse_unrunnable(spec)
-        spec.setdefault("checkid", spec["name"])
+        spec.setdefault("checkid", spec.get("id") or spec["name"])
         service = self.store.services.get((self.store.node_name, spec.get("serviceid") or ""))
         check = check_fields(spec, service)
         self.commit(self.store.register(dict(self.store.nodes[self.store.node_name]), None, [check]))
