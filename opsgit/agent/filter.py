@@ -442,26 +442,18 @@ def _evaluate_match(match: Match, datum: Any, locals_: dict[str, tuple[Any, bool
 
 
 def _bindings(collection: Collection, value: Any) -> Iterator[dict[str, tuple[Any, bool]]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            bound: dict[str, tuple[Any, bool]] = {}
-            if collection.single:
-                bound[collection.single] = (key, False)
-            if collection.index_name:
-                bound[collection.index_name] = (key, False)
-            if collection.value_name:
-                bound[collection.value_name] = (item, False)
-            yield bound
-    else:
-        for index, item in enumerate(value):
-            bound = {}
-            if collection.single:
-                bound[collection.single] = (item, False)
-            if collection.index_name:
-                bound[collection.index_name] = (index, False)
-            if collection.value_name:
-                bound[collection.value_name] = (item, False)
-            yield bound
+    """The names one iteration binds: for a map its key (a lone name) or key and value, for a
+    list its element (a lone name) or index and element."""
+    entries = value.items() if isinstance(value, dict) else enumerate(value)
+    for index, item in entries:
+        bound: dict[str, tuple[Any, bool]] = {}
+        if collection.single:
+            bound[collection.single] = (index if isinstance(value, dict) else item, False)
+        if collection.index_name:
+            bound[collection.index_name] = (index, False)
+        if collection.value_name:
+            bound[collection.value_name] = (item, False)
+        yield bound
 
 
 def _evaluate(node: Node, datum: Any, locals_: dict[str, tuple[Any, bool]]) -> bool:

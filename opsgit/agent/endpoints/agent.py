@@ -151,13 +151,8 @@ class AgentEndpoints(ApiCore):
     async def agent_maintenance(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         """Node maintenance: a critical check on the node takes every service on it out of
         health answers and DNS until it is disabled."""
-        if _enable(request):
-            check = {"CheckID": NODE_MAINTENANCE, "Name": "Node Maintenance Mode", "Status": "critical",
-                     "Notes": request.arg("reason") or NODE_REASON, "Output": "", "ServiceID": "",
-                     "Type": "maintenance"}
-            self.commit(self.store.register(dict(self.store.nodes[self.store.node_name]), None, [check]))
-        elif (self.store.node_name, NODE_MAINTENANCE) in self.store.checks:
-            self.commit(self.store.deregister(self.store.node_name, check_id=NODE_MAINTENANCE))
+        self._maintain(_enable(request), NODE_MAINTENANCE, "Node Maintenance Mode",
+                       request.arg("reason") or NODE_REASON, "")
         return HttpResponse(200, b"")
 
     async def agent_service_maintenance(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
@@ -166,15 +161,17 @@ class AgentEndpoints(ApiCore):
         if service is None:
             return HttpResponse(404, f'No service registered with ID "{match["id"]}"'.encode(),
                                 content_type="text/plain")
-        check_id = SERVICE_MAINTENANCE + service["ID"]
+        self._maintain(enable, SERVICE_MAINTENANCE + service["ID"], "Service Maintenance Mode",
+                       request.arg("reason") or SERVICE_REASON, service["ID"])
+        return HttpResponse(200, b"")
+
+    def _maintain(self, enable: bool, check_id: str, name: str, notes: str, service_id: str) -> None:
         if enable:
-            check = {"CheckID": check_id, "Name": "Service Maintenance Mode", "Status": "critical",
-                     "Notes": request.arg("reason") or SERVICE_REASON, "Output": "", "ServiceID": service["ID"],
-                     "Type": "maintenance"}
+            check = {"CheckID": check_id, "Name": name, "Status": "critical", "Notes": notes, "Output": "",
+                     "ServiceID": service_id, "Type": "maintenance"}
             self.commit(self.store.register(dict(self.store.nodes[self.store.node_name]), None, [check]))
         elif (self.store.node_name, check_id) in self.store.checks:
             self.commit(self.store.deregister(self.store.node_name, check_id=check_id))
-        return HttpResponse(200, b"")
 
     async def agent_check_deregister(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         self._disarm_check(match["id"])
