@@ -14,6 +14,7 @@ the one this script starts); a port held by anything else is an error naming the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -118,13 +119,37 @@ def down() -> None:
         if not pid_file.exists():
             continue
         pid = ours(name, command) or ours(name)
-        if pid is not None:
-            try:
-                os.killpg(pid, signal.SIGTERM)
-                print(f"{name}: stopped (pid {pid})")
-            except ProcessLookupError:
-                pass
+        if pid is not None and stop_group(pid):
+            print(f"{name}: stopped (pid {pid})")
         pid_file.unlink()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_group(pid: int, grace: float = 10.0) -> bool:
+    """SIGTERM the service's process group and wait until it is gone (SIGKILL after `grace`):
+    "stopped" means its port is free, not that a signal was sent. False if it was already gone."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        if _zombie(pid):  # exited; only a parent that never reaps keeps its entry (init in some containers)
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    return True
 
 
 if __name__ == "__main__":
