@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def read_definitions(directories: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every service and check definition in the directories' `*.json` files, in file-name order;
+    """Every service and check definition in the directories' `*.json` and `*.hcl` files, in file-name order;
     a file that is not such a definition is a ConfigError naming it and its line."""
     services: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []

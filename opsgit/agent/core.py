@@ -89,17 +89,19 @@ class ApiCore:
             wake(self.table_waiters.pop(table, None))
 
     async def blocking(self, request: HttpRequest, compute: Callable[[], tuple[int, Any]],
-                       watch: tuple[str, str]) -> tuple[int, Any]:
-        """Answer now, or once the resource's index passes `?index`, or at `?wait` (+ jitter)."""
+                       watch: tuple[str, str],
+                       changed: Callable[[int, int], bool] = lambda found, index: found > index) -> tuple[int, Any]:
+        """Answer now, or once the resource's index passes `?index` (`changed` says when an index
+        is news: the event list's is not monotonic), or at `?wait` (+ jitter)."""
         index, wait = self._blocking_params(request)
         found, payload = compute()
-        if index <= 0 or found > index:
+        if index <= 0 or changed(found, index):
             return max(1, found), payload
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait + random.uniform(0, wait / 16)
         kind, name = watch
         waiters = {"key": self.key_waiters, "prefix": self.prefix_waiters, "table": self.table_waiters}[kind]
-        while found <= index:
+        while not changed(found, index):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -138,10 +140,10 @@ class ApiCore:
         return index, min(wait, MAX_WAIT)
 
     @staticmethod
-    def row_filter(request: HttpRequest) -> Filter | None:
-        """`?filter=`, parsed before anything is computed (400 if it does not parse)."""
-        text = request.arg("filter")
-        return parse_filter(text) if text else None
+    def row_filter(request: HttpRequest) -> Filter:
+        """`?filter=`, parsed before anything is computed (400 if it does not parse); without one,
+        a filter that keeps every row."""
+        return parse_filter(request.arg("filter") or "")
 
     @staticmethod
     def _consistency(request: HttpRequest) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from opsgit.agent.store import StoreError
+from opsgit.agent.store import GO_BOOLS, StoreError
 
 # The fields of Consul's answer types that are maps (string keys) rather than structs: a missing
 # key under them is "not present", a missing field of a struct is an error.
@@ -366,19 +366,13 @@ def type_name(value: Any) -> str:
     return "invalid"
 
 
-GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
-
 def _coerce(raw: str, like: Any) -> Any:
     """The expression's value as the field's Go type (strconv's parsers)."""
     try:
         if isinstance(like, bool):
-            if raw in GO_TRUE:
-                return True
-            if raw in GO_FALSE:
-                return False
-            raise ValueError(raw)
+            if raw not in GO_BOOLS:
+                raise ValueError(raw)
+            return GO_BOOLS[raw]
         if isinstance(like, int):
             return int(raw, 0) if raw.lower().startswith(("0x", "0o", "0b")) else int(raw)
         if isinstance(like, float):
@@ -481,18 +475,23 @@ def _evaluate(node: Node, datum: Any, locals_: dict[str, tuple[Any, bool]]) -> b
 @dataclass(frozen=True)
 class Filter:
     expression: str
-    tree: Node
+    tree: Node | None  # None: no expression, every row is kept
+
+    @property
+    def active(self) -> bool:
+        return self.tree is not None
 
     def matches(self, row: Any) -> bool:
-        return _evaluate(self.tree, row, {})
+        return self.tree is None or _evaluate(self.tree, row, {})
 
     def rows(self, rows: list[Any]) -> list[Any]:
-        return [row for row in rows if self.matches(row)]
+        return [row for row in rows if self.matches(row)] if self.active else rows
 
     def values(self, mapping: dict[str, Any]) -> dict[str, Any]:
         """A map answer (agent services, agent checks) keeps the entries whose value matches."""
-        return {key: value for key, value in mapping.items() if self.matches(value)}
+        return {key: value for key, value in mapping.items() if self.matches(value)} if self.active else mapping
 
 
 def parse_filter(expression: str) -> Filter:
-    return Filter(expression, _Parser(expression).parse())
+    """An empty expression is no filter, as in Consul."""
+    return Filter(expression, _Parser(expression).parse() if expression else None)

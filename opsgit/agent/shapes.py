@@ -10,13 +10,12 @@ import math
 from typing import Any
 
 from opsgit.agent.http import HttpRequest, HttpResponse
-from opsgit.agent.store import Entry, StoreError
+from opsgit.agent.store import VERSION, Entry, StoreError
 from opsgit.consul.durations import parse_duration
 
 DEFAULT_WAIT = 300.0
 MAX_WAIT = 600.0
 MAX_TXN_OPS = 64
-VERSION = "1.22.0"  # the Consul release whose answers the agent keeps (store.py names it too)
 
 
 # The JSON types of the request fields Consul's endpoints read (its Go structs), by canonical

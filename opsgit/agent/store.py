@@ -24,6 +24,10 @@ MIN_TTL, MAX_TTL = 10.0, 86400.0
 TOMBSTONE_TTL = 15 * 60.0
 SERF_CHECK = "serfHealth"
 CONSUL_SERVICE = "consul"  # what a Consul server's leader registers for its servers (port 8300, server RPC)
+VERSION = "1.22.0"  # the Consul release whose answers the agent keeps
+# Go's strconv.ParseBool, which Consul reads its boolean query parameters and filter values with
+GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+            "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
 
 
 class StoreError(Exception):
@@ -312,7 +316,7 @@ class Store:
             "ID": CONSUL_SERVICE, "Service": CONSUL_SERVICE, "Tags": [], "Address": "", "Port": 8300,
             "Meta": {"non_voter": "false", "raft_version": "3", "read_replica": "false",
                      "serf_protocol_current": "2", "serf_protocol_max": "5", "serf_protocol_min": "1",
-                     "version": "1.22.0"},
+                     "version": VERSION},
             "TaggedAddresses": {}, "Weights": {"Passing": 1, "Warning": 1}, "EnableTagOverride": False,
             "CreateIndex": 1, "ModifyIndex": 1}
 

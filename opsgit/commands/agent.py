@@ -38,6 +38,6 @@ COMMANDS = (Command(
         Arg("--dns-only-passing", "leave instances with warning checks out of DNS answers too", kind="bool"),
         Arg("--enable-script-checks", "run script checks (Args or Script with an Interval), as Consul's flag of "
             "the same name; without it they are refused", kind="bool"),
-        Arg("--config-dir", "load service and check definitions (Consul's JSON) from DIR, again on SIGHUP or "
+        Arg("--config-dir", "load service and check definitions (Consul's JSON or HCL) from DIR, again on SIGHUP or "
             "PUT /v1/agent/reload; repeatable", kind="list", metavar="DIR"),
     )),)

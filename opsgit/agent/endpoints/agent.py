@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from opsgit.agent.core import ApiCore
 from opsgit.agent.http import HttpRequest, HttpResponse
 from opsgit.agent.shapes import (
-    VERSION,
     agent_service_json,
     canonical,
     check_fields,
@@ -18,7 +18,7 @@ from opsgit.agent.shapes import (
     member,
     service_fields,
 )
-from opsgit.agent.store import StoreError
+from opsgit.agent.store import GO_BOOLS, VERSION, StoreError
 
 NODE_MAINTENANCE = "_node_maintenance"
 SERVICE_MAINTENANCE = "_service_maintenance:"
@@ -26,8 +26,6 @@ SERVICE_MAINTENANCE = "_service_maintenance:"
 NODE_REASON = "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."
 SERVICE_REASON = ("Maintenance mode is enabled for this service, but no reason was provided. This is a default "
                   "message.")
-GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-            "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
 
 
 def _enable(request: HttpRequest) -> bool:
@@ -36,7 +34,7 @@ def _enable(request: HttpRequest) -> bool:
     if raw is None or raw == "":
         raise StoreError(400, "Missing value for enable")
     if raw not in GO_BOOLS:
-        raise StoreError(400, f"Invalid value for enable: {raw!r}".replace("'", '"'))
+        raise StoreError(400, f"Invalid value for enable: {json.dumps(raw)}")
     return GO_BOOLS[raw]
 
 
@@ -60,7 +58,7 @@ class AgentEndpoints(ApiCore):
     async def agent_services(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         rows = self.row_filter(request)
         services = {sid: agent_service_json(s) for sid, s in self._own_services().items()}
-        return json_response(rows.values(services) if rows else services)
+        return json_response(rows.values(services))
 
     async def agent_service(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         service = self._own_services().get(match["id"])
@@ -72,7 +70,7 @@ class AgentEndpoints(ApiCore):
         rows = self.row_filter(request)
         checks = {c["CheckID"]: check_json(c) for (n, _), c in sorted(self.store.checks.items())
                   if n == self.store.node_name and c["CheckID"] != "serfHealth"}
-        return json_response(rows.values(checks) if rows else checks)
+        return json_response(rows.values(checks))
 
     async def agent_service_register(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         self.register_service(canonical(json_body(request)), replace_checks=request.has("replace-existing-checks"))
@@ -103,11 +101,7 @@ class AgentEndpoints(ApiCore):
         return str(service["ID"])
 
     async def agent_service_deregister(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
-        for check_id in [c["CheckID"] for (n, _), c in self.store.checks.items()
-                         if n == self.store.node_name and c.get("ServiceID") == match["id"]]:
-            self._disarm_check(check_id)
-        if (self.store.node_name, match["id"]) in self.store.services:
-            self.commit(self.store.deregister(self.store.node_name, service_id=match["id"]))
+        self.deregister_own({match["id"]}, set())
         return HttpResponse(200, b"")
 
     async def agent_check_register(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:

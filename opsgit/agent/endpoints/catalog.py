@@ -55,7 +55,7 @@ class CatalogEndpoints(ApiCore):
 
         def compute() -> tuple[int, Any]:
             nodes = [node_json(n) for _, n in sorted(self.store.nodes.items())]
-            return self.store.catalog_index, rows.rows(nodes) if rows else nodes
+            return self.store.catalog_index, rows.rows(nodes)
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)
@@ -67,7 +67,7 @@ class CatalogEndpoints(ApiCore):
             services: dict[str, set[str]] = {}
             for (node_name, _), service in sorted(self.store.services.items()):
                 # the filter sees each instance as /catalog/service shows it, before they are folded
-                if rows and not rows.matches(catalog_service_json(self.store.nodes[node_name], service)):
+                if rows.active and not rows.matches(catalog_service_json(self.store.nodes[node_name], service)):
                     continue
                 services.setdefault(service["Service"], set()).update(service.get("Tags") or [])
             return self.store.catalog_index, {name: sorted(tags) for name, tags in sorted(services.items())}
@@ -84,7 +84,7 @@ class CatalogEndpoints(ApiCore):
             for node, service, _ in self.store.service_entries(match["name"]):
                 if all(tag in (service.get("Tags") or []) for tag in tags):
                     found.append(catalog_service_json(node, service))
-            return self.store.catalog_index, rows.rows(found) if rows else found
+            return self.store.catalog_index, rows.rows(found)
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)
@@ -98,9 +98,8 @@ class CatalogEndpoints(ApiCore):
                 return self.store.catalog_index, None
             services = {s["ID"]: agent_service_json(s) for (n, _), s in sorted(self.store.services.items())
                         if n == match["name"]}
-            if rows:  # Consul filters the node's services
-                services = rows.values(services)
-            return self.store.catalog_index, {"Node": node_json(node), "Services": services}
+            # Consul filters the node's services
+            return self.store.catalog_index, {"Node": node_json(node), "Services": rows.values(services)}
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)

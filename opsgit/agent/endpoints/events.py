@@ -8,8 +8,6 @@ list waits while that index equals `?index` rather than until it grows."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 import re
 import uuid
 
@@ -80,22 +78,11 @@ class EventsEndpoints(ApiCore):
     async def event_list(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         # Consul's list reads `name` only (node, service and tag filter the receivers, at fire time).
         name = request.arg("name") or ""
-        wanted, wait = self._blocking_params(request)
 
         def compute() -> tuple[int, list[UserEvent]]:
             events = [e for e in self.events if not name or e.name == name]
             return (event_index(events[-1].id) if events else 1), events
 
-        index, events = compute()
-        if wanted:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + wait + random.uniform(0, wait / 16)
-            while index == wanted and (remaining := deadline - loop.time()) > 0:
-                future: asyncio.Future[None] = loop.create_future()
-                self.table_waiters.setdefault("events", set()).add(future)
-                try:
-                    await asyncio.wait([future], timeout=remaining)
-                finally:
-                    self.table_waiters.get("events", set()).discard(future)
-                index, events = compute()
+        index, events = await self.blocking(request, compute, ("table", "events"),
+                                            changed=lambda found, wanted: found != wanted)
         return json_response([e.to_json() for e in events], index)

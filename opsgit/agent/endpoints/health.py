@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from opsgit.agent.core import ApiCore
@@ -18,9 +17,6 @@ from opsgit.agent.store import StoreError
 
 
 class HealthEndpoints(ApiCore):
-    def _rows(self, request: HttpRequest) -> Callable[[list[Any]], list[Any]]:
-        row_filter = self.row_filter(request)
-        return row_filter.rows if row_filter else list
     async def health_service(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         passing = request.has("passing") and request.arg("passing") not in ("0", "false")
         tags = [value for key, value in request.query if key == "tag"]
@@ -35,13 +31,13 @@ class HealthEndpoints(ApiCore):
                     continue
                 rows.append({"Node": node_json(node), "Service": agent_service_json(service),
                              "Checks": [check_json(c) for c in checks]})
-            return self.store.catalog_index, row_filter.rows(rows) if row_filter else rows
+            return self.store.catalog_index, row_filter.rows(rows)
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)
 
     async def health_checks(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
-        filtered = self._rows(request)
+        filtered = self.row_filter(request).rows
 
         def compute() -> tuple[int, Any]:
             return self.store.catalog_index, filtered([check_json(c) for _, c in sorted(self.store.checks.items())
@@ -51,7 +47,7 @@ class HealthEndpoints(ApiCore):
         return json_response(data, index)
 
     async def health_node(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
-        filtered = self._rows(request)
+        filtered = self.row_filter(request).rows
 
         def compute() -> tuple[int, Any]:
             return self.store.catalog_index, filtered([check_json(c) for (n, _), c in sorted(self.store.checks.items())
@@ -64,7 +60,7 @@ class HealthEndpoints(ApiCore):
         state = match["state"]
         if state not in ("any", "passing", "warning", "critical"):
             raise StoreError(400, f"Invalid check state {state!r}")
-        filtered = self._rows(request)
+        filtered = self.row_filter(request).rows
 
         def compute() -> tuple[int, Any]:
             return self.store.catalog_index, filtered([check_json(c) for _, c in sorted(self.store.checks.items())
