@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from opsgit import __version__
 from opsgit.commands import all_commands
-from opsgit.commands.base import Arg, Command, run_parsed
+from opsgit.commands.base import Arg, Command, go_flag_spellings, run_parsed
 from opsgit.error_handler import EXIT_USER_ERROR, run_guarded
 
 # Terraform's single-dash spellings, and what opsgit calls them.
@@ -111,15 +111,23 @@ def build_parser(only: str | None = None) -> Parser:
     return parser
 
 
+def _command_position(argv: Sequence[str]) -> int:
+    """Where in an argument list the command's name is (the first word that is not a global
+    option), or -1."""
+    position = 0
+    while position < len(argv):
+        if argv[position] == "-C":
+            position += 2
+        elif argv[position].startswith("-"):
+            position += 1
+        else:
+            return position
+    return -1
+
+
 def _command_named(argv: Sequence[str]) -> str:
-    """The command an argument list runs (the first word that is not a global option)."""
-    words = iter(argv)
-    for word in words:
-        if word == "-C":
-            next(words, None)
-        elif not word.startswith("-"):
-            return word
-    return ""
+    position = _command_position(argv)
+    return argv[position] if position >= 0 else ""
 
 
 def _leaf_parser(parser: Parser, path: Sequence[str]) -> argparse.ArgumentParser:
@@ -132,6 +140,10 @@ def _leaf_parser(parser: Parser, path: Sequence[str]) -> argparse.ArgumentParser
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    position = _command_position(argv)
+    named = next((c for c in all_commands() if position >= 0 and c.name == argv[position]), None)
+    if named is not None and named.go_flags:
+        argv[position + 1:] = go_flag_spellings(argv[position + 1:], named)
     parser = build_parser(only=_command_named(argv))
     args, extras = parser.parse_known_args(argv)
     if args.command is None:

@@ -87,6 +87,9 @@ class ApiCore:
                 wake(self.prefix_waiters.pop(prefix))
         for table in change.tables:
             wake(self.table_waiters.pop(table, None))
+        if change.invalidates:
+            for session_id in self.store.sessions_invalidated_by(change):
+                self.commit(self.store.session_destroy(session_id))
 
     async def blocking(self, request: HttpRequest, compute: Callable[[], tuple[int, Any]],
                        watch: tuple[str, str],
@@ -171,12 +174,7 @@ class ApiCore:
             self._arm_session(session_id)
 
     def update_check(self, check_id: str, status: str, output: str, *, ttl_update: bool = False) -> None:
-        change, critical = self.store.set_check_status(self.store.node_name, check_id, status, output)
-        self.commit(change)
-        if critical:
-            for session in list(self.store.sessions.values()):
-                if check_id in session.checks and session.node == self.store.node_name:
-                    self.commit(self.store.session_destroy(session.id))
+        self.commit(self.store.set_check_status(self.store.node_name, check_id, status, output))
         if ttl_update and check_id in self.check_ttls:
             self._arm_ttl(check_id, self.check_ttls[check_id])
 

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from opsgit.agent.store import GO_BOOLS, StoreError
+from opsgit.agent.store import StoreError
+from opsgit.consul.gobool import GO_BOOLS
 
 # The fields of Consul's answer types that are maps (string keys) rather than structs: a missing
 # key under them is "not present", a missing field of a struct is an error.

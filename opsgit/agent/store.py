@@ -25,9 +25,6 @@ TOMBSTONE_TTL = 15 * 60.0
 SERF_CHECK = "serfHealth"
 CONSUL_SERVICE = "consul"  # what a Consul server's leader registers for its servers (port 8300, server RPC)
 VERSION = "1.22.0"  # the Consul release whose answers the agent keeps
-# Go's strconv.ParseBool, which Consul reads its boolean query parameters and filter values with
-GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-            "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
 
 
 class StoreError(Exception):
@@ -95,6 +92,10 @@ class Change:
     kv_rows: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
     sessions: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     catalog: bool = False
+    # Checks that went critical or away, (node, check ID), and nodes that went away (node, None):
+    # the sessions tied to them are invalidated once the change is committed, as Consul's state
+    # store does in the same transaction.
+    invalidates: set[tuple[str, str | None]] = field(default_factory=set)
 
 
 class Store:
@@ -353,6 +354,8 @@ class Store:
             check["ServiceName"] = owner["Service"] if owner else ""
             check["ServiceTags"] = owner["Tags"] if owner else []
             self.checks[(name, check["CheckID"])] = check
+            if check.get("Status") == "critical":
+                change.invalidates.add((name, check["CheckID"]))
         return change
 
     def deregister(self, node: str, service_id: str | None = None, check_id: str | None = None) -> Change:
@@ -361,26 +364,38 @@ class Store:
             self.services.pop((node, service_id), None)
             for key in [k for k, c in self.checks.items() if k[0] == node and c.get("ServiceID") == service_id]:
                 del self.checks[key]
+                change.invalidates.add(key)
         elif check_id:
             self.checks.pop((node, check_id), None)
+            change.invalidates.add((node, check_id))
         else:
             self.nodes.pop(node, None)
             for table in (self.services, self.checks):
                 for key in [k for k in table if k[0] == node]:
                     del table[key]
+            change.invalidates.add((node, None))
         return change
 
-    def set_check_status(self, node: str, check_id: str, status: str, output: str) -> tuple[Change | None, bool]:
-        """Update a check; the bool says whether it went critical (sessions using it must go)."""
+    def sessions_invalidated_by(self, change: Change) -> list[str]:
+        """The sessions a committed change ends: tied to a check it made critical or removed, or
+        on a node it removed."""
+        return [session.id for session in self.sessions.values()
+                if (session.node, None) in change.invalidates
+                or any((session.node, check) in change.invalidates for check in session.checks)]
+
+    def set_check_status(self, node: str, check_id: str, status: str, output: str) -> Change | None:
+        """Update a check (None when nothing changed); going critical ends the sessions tied to it."""
         check = self.checks.get((node, check_id))
         if check is None:
             raise StoreError(404, f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the '
                                   "check name.")
         if check["Status"] == status and check.get("Output", "") == output:
-            return None, False
+            return None
         change = self.catalog_change()
         check["Status"], check["Output"], check["ModifyIndex"] = status, output, change.index
-        return change, status == "critical"
+        if status == "critical":
+            change.invalidates.add((node, check_id))
+        return change
 
     def service_entries(self, name: str) -> list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]:
         entries = []

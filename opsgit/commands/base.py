@@ -85,6 +85,9 @@ class Command(NamedTuple):
     """Also an invoke task (`invoke plan ...`); host-side commands that take a command line are not."""
     check: Callable[[argparse.Namespace], str | None] | None = None
     """Argument combinations a parser cannot express: returns the usage error, or None."""
+    go_flags: bool = False
+    """Also takes Go's flag spellings (`-timeout=2s`, `-shell=false`), for a command that stands in
+    for a Go tool whose users type them (`consul lock`)."""
 
 
 def duration(text: str) -> float:
@@ -130,3 +133,39 @@ def leaves(commands: Sequence[Command], prefix: tuple[str, ...] = ()) -> list[tu
         else:
             found.append((path, command))
     return found
+
+
+def go_flag_spellings(words: Sequence[str], command: Command) -> list[str]:
+    """A command's words with Go's flag spellings turned into argparse's: `-timeout=2s` is
+    `--timeout=2s`, `-verbose` is `--verbose`, `-shell=true` is `--shell` and `-shell=false` the
+    default (dropped). As Go's flag package does, it stops at the first word that is not a flag
+    (or at `--`): what follows belongs to the child's command line."""
+    from opsgit.consul.gobool import GO_BOOLS
+
+    options = {arg.name.lstrip("-"): arg for arg in command.args if not arg.positional}
+    spelled: list[str] = []
+    position = 0
+    while position < len(words):
+        word = words[position]
+        if word == "--" or word == "-" or not word.startswith("-"):
+            spelled.extend(words[position:])
+            break
+        name, equals, value = word.lstrip("-").partition("=")
+        arg = options.get(name)
+        if arg is None:
+            spelled.append(word)  # argparse names it, with its hint
+        elif arg.kind == "bool":
+            if not equals:
+                spelled.append(arg.name)
+            elif value not in GO_BOOLS:
+                spelled.append(f"{arg.name}={value}")  # argparse refuses it, naming the flag
+            elif GO_BOOLS[value]:
+                spelled.append(arg.name)
+        else:
+            spelled.append(f"{arg.name}={value}" if equals else arg.name)
+            if not equals and position + 1 < len(words):
+                position += 1
+                spelled.append(words[position])
+        position += 1
+    return spelled
+

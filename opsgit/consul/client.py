@@ -212,7 +212,10 @@ class Sessions:
         self.consul = consul
 
     def create(self, *, name: str | None = None, ttl: float | None = None, behavior: str = "release",
-               lock_delay: float | None = None, checks: list[str] | None = None, node: str | None = None) -> str:
+               lock_delay: float | None = None, checks: list[str] | None = None, node: str | None = None,
+               node_checks: list[str] | None = None) -> str:
+        """`checks` is the older `Checks` field, `node_checks` today's `NodeChecks`; Consul's default
+        when neither is given is `["serfHealth"]`, and `[]` ties the session to no check."""
         payload: dict[str, Any] = {"Behavior": behavior}
         if name:
             payload["Name"] = name
@@ -222,6 +225,8 @@ class Sessions:
             payload["LockDelay"] = format_duration(lock_delay)
         if checks is not None:
             payload["Checks"] = checks
+        if node_checks is not None:
+            payload["NodeChecks"] = node_checks
         if node:
             payload["Node"] = node
         return str(self.consul.put_json("/v1/session/create", payload)["ID"])

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsgit.consul.client import Consul, KVPair
-from opsgit.consul.watch import watch
 from opsgit.errors import ConsulError, ConsulUnavailable, UserError
 
 LOCK_FLAG = 0x2DDCCBC058A50C18
@@ -30,6 +29,7 @@ DEFAULT_TTL = 15.0
 LOCK_WAIT = 15.0
 LOCK_DELAY_RETRY = 1.0
 OUTAGE_RETRY = 1.0
+MONITOR_RETRY = 1.0  # Consul's DefaultMonitorRetryTime
 
 
 class LockError(UserError):
@@ -45,10 +45,14 @@ class Session:
     can no longer be renewed (it expired, or was destroyed)."""
 
     def __init__(self, consul: Consul, *, name: str, ttl: float = DEFAULT_TTL, behavior: str = "release",
-                 lock_delay: float | None = None) -> None:
+                 lock_delay: float | None = None, node_checks: tuple[str, ...] = ()) -> None:
+        """`node_checks` ties the session to the agent's node checks (`consul lock` uses
+        serfHealth: a node that fails loses its locks); run locks use none, since the machine a CI
+        job runs on is not a Consul node."""
         self.consul = consul
         self.ttl = ttl
-        self.id = consul.session.create(name=name, ttl=ttl, behavior=behavior, lock_delay=lock_delay, checks=[])
+        self.id = consul.session.create(name=name, ttl=ttl, behavior=behavior, lock_delay=lock_delay,
+                                        node_checks=list(node_checks))
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="opsgit-session-renew", daemon=True)
@@ -82,13 +86,36 @@ class Session:
 
 
 def _watch_held(held: Callable[[int, float], tuple[int, bool]], lost: threading.Event,
-                stop: threading.Event) -> None:
+                stop: threading.Event, retries: int | None = None) -> None:
     """Follow `held` with blocking queries until it turns False (then set `lost`) or `stop` is
-    set; errors are retried every second, as `consul lock` monitors."""
-    for _, still_held in watch(held, wait=LOCK_WAIT, min_interval=0, stop=stop, backoff=(1.0, 1.0)):
+    set. Errors are retried every second: for ever with `retries=None` (the session's TTL decides),
+    else as Consul's monitorLock does — up to `retries` retryable errors in a row (no answer, or a
+    5xx), and any other error at once, count as the lock lost."""
+    index = 0
+    left = retries
+    while not stop.is_set():
+        try:
+            found, still_held = held(index, LOCK_WAIT)
+        except ConsulError as error:
+            if left is not None:
+                if left <= 0 or not _retryable(error):
+                    lost.set()
+                    return
+                left -= 1
+            index = 0
+            if stop.wait(MONITOR_RETRY):
+                return
+            continue
         if not still_held:
             lost.set()
             return
+        left = retries
+        index = 0 if found < index else max(found, 1)
+
+
+def _retryable(error: ConsulError) -> bool:
+    """Consul's api.IsRetryableError: a network error or a server error."""
+    return isinstance(error, ConsulUnavailable) or (error.status is not None and error.status >= 500)
 
 
 def _retry_later(deadline: float | None, stop: threading.Event | None, pause: float) -> bool:
@@ -162,12 +189,12 @@ class Lock:
     def holder(self) -> KVPair | None:
         return self.consul.kv.get(self.key)[1]
 
-    def watch_loss(self, lost: threading.Event, stop: threading.Event) -> None:
+    def watch_loss(self, lost: threading.Event, stop: threading.Event, retries: int | None = None) -> None:
         """Block until the lock is no longer ours (then set `lost`) or `stop` is set."""
         def held(index: int, wait: float) -> tuple[int, bool]:
             found, pair = self.consul.kv.get(self.key, index=index or None, wait=wait, consistent=True)
             return found, pair is not None and pair.session == self.session.id
-        _watch_held(held, lost, stop)
+        _watch_held(held, lost, stop, retries)
 
     def release(self) -> None:
         if not self.held:
@@ -262,11 +289,11 @@ class Semaphore:
         self.consul.kv.delete(self.contender_key)
         return False
 
-    def watch_loss(self, lost: threading.Event, stop: threading.Event) -> None:
+    def watch_loss(self, lost: threading.Event, stop: threading.Event, retries: int | None = None) -> None:
         def held(index: int, wait: float) -> tuple[int, bool]:
             found, pairs = self.consul.kv.tree(self.prefix, index=index or None, wait=wait, consistent=True)
             return found, self.session.id in self._state(pairs).holders
-        _watch_held(held, lost, stop)
+        _watch_held(held, lost, stop, retries)
 
     def release(self) -> None:
         if not self.held:

@@ -26,13 +26,17 @@ def exit_code(returncode: int) -> int:
 
 
 class Child:
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], *, pass_stdin: bool = True) -> None:
+        """`pass_stdin=False` gives the child an empty standard input (the null device), as
+        `consul lock` does unless `-pass-stdin`."""
         if not argv:
             raise UserError("no command given", hint="put the command after --, e.g. -- /usr/local/bin/binstore")
         try:
-            self.process = subprocess.Popen(list(argv), env=dict(env), start_new_session=True)
+            self.process = subprocess.Popen(list(argv), env=dict(env), start_new_session=True,
+                                            stdin=None if pass_stdin else subprocess.DEVNULL)
         except FileNotFoundError:
-            raise UserError(f"command not found: {argv[0]}") from None
+            hint = "it is one word with spaces in it: pass --shell to run it through sh -c" if " " in argv[0] else None
+            raise UserError(f"command not found: {argv[0]}", hint=hint) from None
         except PermissionError:
             raise UserError(f"command not executable: {argv[0]}") from None
         self.exited = threading.Event()

@@ -90,6 +90,25 @@ def test_sessions_lifecycle(c: pyconsul.Consul) -> None:
     assert c.session.info(session)[1] is None
 
 
+def test_a_session_ends_with_a_check_it_is_tied_to(c: pyconsul.Consul, prefix: str) -> None:
+    """As Consul's state store: a check of the session's going critical (here through the catalog)
+    or being deregistered invalidates the session, releasing its locks."""
+    node = c.agent.self()["Config"]["NodeName"]
+    for check_id, end in (("lock-guard-a", "critical"), ("lock-guard-b", "deregistered")):
+        c.agent.check.register(check_id, pyconsul.Check.ttl("60s"), check_id=check_id)
+        c.agent.check.ttl_pass(check_id)
+        session = c.session.create(checks=["serfHealth", check_id], lock_delay=0)
+        assert c.session.info(session)[1]["NodeChecks"] == ["serfHealth", check_id]
+        assert c.kv.put(f"{prefix}/{check_id}", "held", acquire=session) is True
+        if end == "critical":
+            c.catalog.register(node, "127.0.0.1", check={"CheckID": check_id, "Name": check_id, "Status": "critical"})
+        else:
+            c.agent.check.deregister(check_id)
+        assert c.session.info(session)[1] is None, end
+        assert "Session" not in c.kv.get(f"{prefix}/{check_id}")[1]
+        c.agent.check.deregister(check_id)
+
+
 def test_acquire_and_release(c: pyconsul.Consul, prefix: str) -> None:
     first = c.session.create(ttl=10, lock_delay=0)
     second = c.session.create(ttl=10, lock_delay=0)

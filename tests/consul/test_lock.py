@@ -61,10 +61,19 @@ def test_semaphore_admits_at_most_three(agent: AgentProcess, tmp_path: Path) -> 
     assert max(counts) >= 2  # it does admit several at once
 
 
-def test_child_sees_lock_held_and_its_exit_code_is_ours(agent: AgentProcess) -> None:
-    process = opsgit_lock(agent, "locks/exit", "--", "sh", "-c", 'test "$CONSUL_LOCK_HELD" = true && exit 7')
-    process.communicate(timeout=30)
-    assert process.returncode == 7
+def test_exit_status_is_consul_locks_and_child_exit_code_asks_for_failure(agent: AgentProcess) -> None:
+    """`consul lock` exits 0 once it held the lock, whatever the child did; -child-exit-code makes a
+    failed child exit 2. The child sees CONSUL_LOCK_HELD=true."""
+    child = ("sh", "-c", 'test "$CONSUL_LOCK_HELD" = true && exit 7')
+    quiet = opsgit_lock(agent, "locks/exit", "--", *child)
+    _, err = quiet.communicate(timeout=30)
+    assert quiet.returncode == 0 and "the command exited 7" in err and "-child-exit-code" in err
+    asked = opsgit_lock(agent, "-child-exit-code", "locks/exit", *child)
+    asked.communicate(timeout=30)
+    assert asked.returncode == 2
+    fine = opsgit_lock(agent, "--child-exit-code", "locks/exit", "--", "sh", "-c", 'test "$CONSUL_LOCK_HELD" = true')
+    _, err = fine.communicate(timeout=30)
+    assert fine.returncode == 0 and "exited" not in err
 
 
 def wait_for_holder(agent: AgentProcess, key: str, timeout: float = 20) -> dict[str, object]:
@@ -79,12 +88,13 @@ def wait_for_holder(agent: AgentProcess, key: str, timeout: float = 20) -> dict[
 
 def test_losing_the_lock_stops_the_childs_process_group(agent: AgentProcess, tmp_path: Path) -> None:
     marker = tmp_path / "grandchild.pid"
-    process = opsgit_lock(agent, "locks/lose", "--", "sh", "-c", f"sleep 300 & echo $! > {marker}; wait")
+    process = opsgit_lock(agent, "-child-exit-code", "locks/lose", "--", "sh", "-c",
+                          f"sleep 300 & echo $! > {marker}; wait")
     wait_for_holder(agent, "locks/lose/.lock")
     requests.delete(f"{agent.url}/v1/kv/locks/lose/.lock")  # someone breaks the lock
     _, err = process.communicate(timeout=30)
     assert "lock lost" in err
-    assert process.returncode == 128 + signal.SIGTERM
+    assert process.returncode == 2  # the child was stopped: it failed
     grandchild = int(marker.read_text())
     time.sleep(0.2)
     assert not Path(f"/proc/{grandchild}").exists() or "Z" in Path(f"/proc/{grandchild}/stat").read_text().split()[2]
@@ -97,9 +107,9 @@ def test_sigterm_is_forwarded_to_the_child(agent: AgentProcess, tmp_path: Path) 
     wait_for_holder(agent, "locks/forward/.lock")
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=30)
+    _, err = process.communicate(timeout=30)
     assert got.exists()
-    assert process.returncode == 42
+    assert process.returncode == 0 and "the command exited 42" in err
     assert requests.get(f"{agent.url}/v1/kv/locks/forward/.lock").status_code == 404  # released
 
 

@@ -18,7 +18,8 @@ from opsgit.agent.shapes import (
     member,
     service_fields,
 )
-from opsgit.agent.store import GO_BOOLS, VERSION, StoreError
+from opsgit.agent.store import VERSION, StoreError
+from opsgit.consul.gobool import GO_BOOLS
 
 NODE_MAINTENANCE = "_node_maintenance"
 SERVICE_MAINTENANCE = "_service_maintenance:"
