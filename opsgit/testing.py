@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from opsgit.render.jinja import compile_template, make_environment, render
-from opsgit.runtime.consul_data import Dependency, Functions, KeyPair, MissingKey, ServiceInstance
+from opsgit.runtime.consul_data import Dependency, Functions, KeyPair, MissingKey, ServiceInstance, file_contents
 
 IMAGE_ROOT_VARIABLE = "OPSGIT_IMAGE_ROOT"
 
@@ -57,6 +57,8 @@ def render_host_template(source: str, *, keys: Mapping[str, str] | None = None,
             return tuple(sorted((name, ()) for name in services))
         if kind == "nodes":
             return tuple(sorted({(str(s["node"]), str(s["address"])) for group in services.values() for s in group}))
+        if kind == "file":
+            return file_contents(dependency[1])
         return None
 
     functions = Functions({}, load)

@@ -148,6 +148,18 @@ class ApiCore:
         a filter that keeps every row."""
         return parse_filter(request.arg("filter") or "")
 
+    def node_meta(self, request: HttpRequest) -> Callable[[str], bool]:
+        """`?node-meta=key:value` (repeatable): whether a node, by name, has every pair in its Meta,
+        as Consul's SatisfiesMetaFilters (the key must be there; no colon means an empty value)."""
+        wanted = [value.partition(":")[::2] for key, value in request.query if key == "node-meta"]
+        if not wanted:
+            return lambda name: True
+
+        def satisfies(name: str) -> bool:
+            meta = (self.store.nodes.get(name) or {}).get("Meta") or {}
+            return all(key in meta and meta[key] == value for key, value in wanted)
+        return satisfies
+
     @staticmethod
     def _consistency(request: HttpRequest) -> None:
         if request.has("stale") and request.has("consistent"):

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from opsgit.consul.client import Consul
@@ -17,6 +18,7 @@ from opsgit.errors import RenderError
 
 Dependency = tuple[str, ...]
 DATACENTERS_POLL = 30.0  # seconds between reads of the datacenters a template watches
+FILE_POLL = 2.0  # seconds between reads of a file a template watches (consul-template's FileQuerySleepTime)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ def describe(dependency: Dependency) -> str:
         return f"keys under {rest[0] + '/' if rest[0] else 'the KV root'}"
     if kind == "service":
         return f"service {rest[0]!r}"
+    if kind == "file":
+        return f"file {rest[0]}"
     return f"the catalog's {kind}"
 
 
@@ -91,6 +95,10 @@ def fetch(consul: Consul, dependency: Dependency, index: int = 0, wait: float | 
         if at:  # /v1/catalog/datacenters has no blocking queries: a watch polls it, gently
             time.sleep(min(wait or DATACENTERS_POLL, DATACENTERS_POLL))
         return 1, tuple(consul.catalog.datacenters())
+    if kind == "file":
+        if at:  # a file has no index to block on: a watch polls it
+            time.sleep(min(wait or FILE_POLL, FILE_POLL))
+        return 1, file_contents(dependency[1])
     if kind == "services":
         found, services = consul.catalog.services(index=at, wait=wait)
         return found, tuple(sorted((name, tuple(tags)) for name, tags in services.items()))
@@ -102,6 +110,17 @@ def fetch(consul: Consul, dependency: Dependency, index: int = 0, wait: float | 
         found, node = consul.catalog.node(name, index=at, wait=wait)
         return found, node
     raise ValueError(f"unknown dependency {dependency!r}")
+
+
+def file_contents(path: str) -> tuple[str | None, str | None]:
+    """(text, None), or (None, why it cannot be read): a file that goes away is a render error, not
+    a crash of the watch."""
+    try:
+        return Path(path).read_text(encoding="utf-8"), None
+    except OSError as error:
+        return None, error.strerror or str(error)
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
 
 
 def _instance(entry: dict[str, Any]) -> ServiceInstance:
@@ -188,6 +207,13 @@ class Functions:
     def node(self, name: str = "") -> Any:
         return self._get(("node", name))
 
+    def file(self, path: str) -> str:
+        """A file on the host (consul-template's `file`), re-rendered when its contents change."""
+        text, problem = self._get(("file", str(path)))
+        if text is None:
+            raise RenderError(f"file({path!r}): {problem}")
+        return str(text)
+
     @staticmethod
     def env(name: str, default: str = "") -> str:
         return os.environ.get(name, default)
@@ -195,4 +221,4 @@ class Functions:
     def globals(self) -> dict[str, Callable[..., Any]]:
         return {name: getattr(self, name) for name in ("key", "key_or_default", "key_exists", "ls", "tree", "safe_ls",
                                                        "safe_tree", "service", "services", "node", "nodes",
-                                                       "datacenters", "env")}
+                                                       "datacenters", "file", "env")}

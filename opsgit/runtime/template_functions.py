@@ -1,8 +1,9 @@
 """consul-template's helper functions for host templates, as Jinja filters and functions.
 
 Named as consul-template names them, in snake case: `timestamp`, `by_key`, `by_tag`,
-`regex_replace_all`, `sha256_hex`, `to_toml`, `explode`, `file`. The ones that read Consul
-(`safe_ls`, `safe_tree`, `datacenters`, `service("tag.name@dc|any")`) are in `consul_data.py`.
+`regex_replace_all`, `sha256_hex`, `to_toml`, `explode`. The ones that read what can change
+(`safe_ls`, `safe_tree`, `datacenters`, `service("tag.name@dc|any")`, and `file`, watched as
+consul-template watches it) are dependencies in `consul_data.py`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from opsgit.errors import RenderError
@@ -119,16 +119,8 @@ def to_toml(value: Any) -> str:
         raise RenderError(f"to_toml: {error}") from None
 
 
-def read_file(path: str) -> str:
-    """A file on the host, read at each render (consul-template's `file`)."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise RenderError(f"file({path!r}): {error.strerror}") from None
-
-
 HOST_FILTERS: dict[str, Callable[..., Any]] = {
     "by_key": by_key, "by_tag": by_tag, "explode": explode, "regex_replace_all": regex_replace_all,
     "regex_match": regex_match, "sha256_hex": sha256_hex, "to_toml": to_toml,
 }
-HOST_GLOBALS: dict[str, Callable[..., Any]] = {"timestamp": timestamp, "file": read_file}
+HOST_GLOBALS: dict[str, Callable[..., Any]] = {"timestamp": timestamp}

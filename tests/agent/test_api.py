@@ -58,6 +58,9 @@ def test_raw_value(agent: AgentProcess) -> None:
     raw = requests.get(url(agent, f"/v1/kv/{name}?raw"))
     assert raw.content == b"\x00binary\xff"
     assert raw.headers["X-Content-Type-Options"] == "nosniff"
+    assert raw.headers["Content-Type"] == "text/plain"  # Consul 1.22's kvs_endpoint.go, exactly
+    assert raw.headers["Content-Security-Policy"] == "sandbox"
+    assert int(raw.headers["X-Consul-Index"]) >= 1
 
 
 def test_prefix_watch_wakes_on_delete(agent: AgentProcess) -> None:

@@ -119,3 +119,18 @@ def test_the_agent_says_where_dns_is_and_a_taken_port_is_one_line(agent: AgentPr
                        cwd=None, timeout=30)
     assert taken.returncode == 1 and f"cannot serve DNS on 127.0.0.1:{agent.dns_port}" in taken.stderr
     assert "Traceback" not in taken.stderr
+
+
+def test_ipv6_instances_answer_aaaa_and_stay_out_of_a(agent: AgentProcess) -> None:
+    consul = client(agent)
+    catalog_instance(consul, "node4", "10.0.0.4", "cache", 11211)
+    catalog_instance(consul, "node6", "fd00::6", "cache", 11211)
+    assert addresses(ask(agent, "cache.service.consul")) == ["10.0.0.4"]
+    aaaa = ask(agent, "cache.service.consul", "AAAA")
+    assert [item.address for rrset in aaaa.answer for item in rrset if rrset.rdtype == dns.rdatatype.AAAA] == [
+        "fd00::6"]
+    assert [item.address for rrset in ask(agent, "node6.node.consul", "AAAA").answer for item in rrset] == ["fd00::6"]
+    srv = ask(agent, "cache.service.consul", "SRV")
+    extra = {(str(rrset.name), rrset.rdtype): [item.address for item in rrset] for rrset in srv.additional}
+    assert extra == {("node4.node.dc1.consul.", dns.rdatatype.A): ["10.0.0.4"],
+                     ("node6.node.dc1.consul.", dns.rdatatype.AAAA): ["fd00::6"]}

@@ -151,6 +151,33 @@ def test_catalog_health_and_agent(c: pyconsul.Consul, prefix: str) -> None:
     assert me == "opsgit-dev"
 
 
+def test_node_meta_filters_the_catalog_and_health_reads(agent: AgentProcess, c: pyconsul.Consul, prefix: str) -> None:
+    import requests
+
+    suffix = prefix.rsplit("/", 1)[1]
+    service = f"meta-{suffix}"
+    for rack in ("r1", "r2"):
+        body = {"Node": f"{rack}-{suffix}", "Address": "10.9.0.1", "NodeMeta": {"rack": rack, "os": "linux"},
+                "Service": {"Service": service, "Port": 80},
+                "Check": {"Name": "up", "Status": "critical", "ServiceID": service}}
+        assert requests.put(f"{agent.url}/v1/catalog/register", json=body, timeout=5).json() is True
+    try:
+        r1 = {"rack": "r1", "os": "linux"}
+        _, nodes = c.catalog.nodes(node_meta=r1)
+        assert [n["Node"] for n in nodes] == [f"r1-{suffix}"]
+        assert service in c.catalog.services(node_meta={"rack": "r2"})[1]
+        assert service not in c.catalog.services(node_meta={"rack": "r3"})[1]
+        assert [i["Node"] for i in c.catalog.service(service, node_meta={"rack": "r2"})[1]] == [f"r2-{suffix}"]
+        assert [e["Node"]["Node"] for e in c.health.service(service, node_meta=r1)[1]] == [f"r1-{suffix}"]
+        assert {ch["Node"] for ch in c.health.checks(service, node_meta={"rack": "r2"})[1]} == {f"r2-{suffix}"}
+        critical = {ch["Node"] for ch in c.health.state("critical", node_meta={"os": "linux"})[1]}
+        assert critical == {f"r1-{suffix}", f"r2-{suffix}"}
+        assert c.catalog.nodes(node_meta={"os": "windows"})[1] == []
+    finally:
+        for rack in ("r1", "r2"):
+            c.catalog.deregister(f"{rack}-{suffix}")
+
+
 def test_agent_service_with_ttl_check(c: pyconsul.Consul) -> None:
     assert c.agent.service.register("web", service_id="web-1", port=80, check=pyconsul.Check.ttl("30s"))
     assert "web-1" in c.agent.services()

@@ -330,6 +330,25 @@ def test_apply_status_on_the_merged_commit_and_in_the_history(repo: Path, github
                                        "url": "https://github.test/org/ops/actions/runs/99"}
 
 
+def test_invoke_apply_status_posts_the_same_statuses(repo: Path, github: GitHub) -> None:
+    """`invoke apply --status` is `opsgit apply --status`: the invoke task, run by invoke itself."""
+    from tests.conftest import venv_bin
+
+    github.fail_next = 0
+    (repo / "tasks.py").write_text("from opsgit.tasks import ns  # noqa: F401\n")
+    git(repo, "add", "tasks.py")
+    git(repo, "commit", "-qm", "tasks")
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    env = actions_env(repo, github, None, sha)
+    env["PATH"] = f"{Path(venv_bin('invoke')).parent}:{os.environ['PATH']}"
+    applied = subprocess.run([venv_bin("invoke"), "apply", "--env", "b", "--auto-approve", "--status"], cwd=repo,
+                             env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert [(s["sha"], s["context"], s["state"], s["description"]) for s in github.statuses] == [
+        (sha, "opsgit/apply: b", "pending", "Applying…"),
+        (sha, "opsgit/apply: b", "success", "Apply complete! Resources: 2 added, 0 changed, 0 destroyed.")]
+
+
 def test_a_dirty_tree_with_status_exits_1_and_posts_nothing(repo: Path, github: GitHub) -> None:
     (repo / "environments/a/env.yaml").write_text((repo / "environments/a/env.yaml").read_text() + "# wip\n")
     result = run(repo, github, "--status")

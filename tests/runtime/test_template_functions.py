@@ -87,3 +87,23 @@ def test_a_malformed_service_query_is_a_clear_error(agent: AgentProcess, tmp_pat
                         cwd=REPO_ROOT, timeout=60)
     assert result.returncode == 1 and "service('redis|healthy')" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_file_the_template_reads_is_watched(agent: AgentProcess, tmp_path: Path) -> None:
+    """As consul-template's `file`: a change to the file alone renders the template again."""
+    from tests.agent_process import wait_for
+    from tests.conftest import start_opsgit
+
+    motd = tmp_path / "motd"
+    motd.write_text("first\n")
+    source = tmp_path / "motd.j2"
+    source.write_text(f"motd: {{{{ file({str(motd)!r}) | trim }}}}\n")
+    out = tmp_path / "motd.out"
+    runner = start_opsgit("template", "--template", f"{source}:{out}", env=agent.env(), cwd=REPO_ROOT)
+    try:
+        wait_for(lambda: out.exists() and out.read_text() == "motd: first\n", timeout=30)
+        motd.write_text("second\n")
+        wait_for(lambda: out.read_text() == "motd: second\n", timeout=30)
+    finally:
+        runner.terminate()
+        runner.communicate(timeout=30)

@@ -52,9 +52,10 @@ class CatalogEndpoints(ApiCore):
 
     async def catalog_nodes(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         rows = self.row_filter(request)
+        meta = self.node_meta(request)
 
         def compute() -> tuple[int, Any]:
-            nodes = [node_json(n) for _, n in sorted(self.store.nodes.items())]
+            nodes = [node_json(n) for name, n in sorted(self.store.nodes.items()) if meta(name)]
             return self.store.catalog_index, rows.rows(nodes)
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
@@ -62,10 +63,13 @@ class CatalogEndpoints(ApiCore):
 
     async def catalog_services(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         rows = self.row_filter(request)
+        meta = self.node_meta(request)
 
         def compute() -> tuple[int, Any]:
             services: dict[str, set[str]] = {}
             for (node_name, _), service in sorted(self.store.services.items()):
+                if not meta(node_name):
+                    continue
                 # the filter sees each instance as /catalog/service shows it, before they are folded
                 if rows.active and not rows.matches(catalog_service_json(self.store.nodes[node_name], service)):
                     continue
@@ -78,11 +82,12 @@ class CatalogEndpoints(ApiCore):
     async def catalog_service(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         tags = [value for key, value in request.query if key == "tag"]
         rows = self.row_filter(request)
+        meta = self.node_meta(request)
 
         def compute() -> tuple[int, Any]:
             found = []
             for node, service, _ in self.store.service_entries(match["name"]):
-                if all(tag in (service.get("Tags") or []) for tag in tags):
+                if all(tag in (service.get("Tags") or []) for tag in tags) and meta(node["Node"]):
                     found.append(catalog_service_json(node, service))
             return self.store.catalog_index, rows.rows(found)
 

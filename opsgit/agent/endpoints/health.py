@@ -21,11 +21,12 @@ class HealthEndpoints(ApiCore):
         passing = request.has("passing") and request.arg("passing") not in ("0", "false")
         tags = [value for key, value in request.query if key == "tag"]
         row_filter = self.row_filter(request)
+        meta = self.node_meta(request)
 
         def compute() -> tuple[int, Any]:
             rows = []
             for node, service, checks in self.store.service_entries(match["name"]):
-                if not all(tag in (service.get("Tags") or []) for tag in tags):
+                if not all(tag in (service.get("Tags") or []) for tag in tags) or not meta(node["Node"]):
                     continue
                 if passing and any(check["Status"] != "passing" for check in checks):
                     continue
@@ -38,10 +39,11 @@ class HealthEndpoints(ApiCore):
 
     async def health_checks(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         filtered = self.row_filter(request).rows
+        meta = self.node_meta(request)
 
         def compute() -> tuple[int, Any]:
-            return self.store.catalog_index, filtered([check_json(c) for _, c in sorted(self.store.checks.items())
-                                                       if c.get("ServiceName") == match["name"]])
+            return self.store.catalog_index, filtered([check_json(c) for (n, _), c in sorted(self.store.checks.items())
+                                                       if c.get("ServiceName") == match["name"] and meta(n)])
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)
@@ -61,10 +63,11 @@ class HealthEndpoints(ApiCore):
         if state not in ("any", "passing", "warning", "critical"):
             raise StoreError(400, f"Invalid check state {state!r}")
         filtered = self.row_filter(request).rows
+        meta = self.node_meta(request)
 
         def compute() -> tuple[int, Any]:
-            return self.store.catalog_index, filtered([check_json(c) for _, c in sorted(self.store.checks.items())
-                                                       if state == "any" or c["Status"] == state])
+            return self.store.catalog_index, filtered([check_json(c) for (n, _), c in sorted(self.store.checks.items())
+                                                       if (state == "any" or c["Status"] == state) and meta(n)])
 
         index, data = await self.blocking(request, compute, ("table", "catalog"))
         return json_response(data, index)

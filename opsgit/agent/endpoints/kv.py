@@ -58,8 +58,10 @@ class KvEndpoints(ApiCore):
         if entry is None:
             return with_index(HttpResponse(404), index)
         if request.has("raw"):
-            return with_index(HttpResponse(200, entry.value, [("X-Content-Type-Options", "nosniff")],
-                                            content_type="text/plain; charset=utf-8"), index)
+            # Consul's: a fixed type, no sniffing and a sandbox, so a stored page cannot run as one
+            return with_index(HttpResponse(200, entry.value, [("X-Content-Type-Options", "nosniff"),
+                                                               ("Content-Security-Policy", "sandbox")],
+                                            content_type="text/plain"), index)
         return json_response([entry_json(entry)], index)
 
     async def kv_put(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
