@@ -19,6 +19,7 @@ from opsgit.config import Settings, find_root, load_settings
 from opsgit.engine.backends import StateBackend, open_backend
 from opsgit.engine.plan import Plan, Planner
 from opsgit.engine.state import State
+from opsgit.engine.upstream import Upstream
 from opsgit.errors import ConfigError
 from opsgit.gitops.history import HistoryStore, history_store
 from opsgit.gitops.runs import RunStore, run_store
@@ -163,9 +164,26 @@ class Workspace:
              refresh: bool = True) -> Plan:
         state = self.recover_creates(record=False)
         planner = Planner(self.graph, state, self.providers(state), parallelism=parallelism,
-                          settings=self.backend_settings)
+                          settings=self.backend_settings, upstreams=self.upstreams())
         plan = planner.plan(mode=mode, targets=targets, refresh=refresh)
         return replace(plan, variables=self.variables())
+
+    def upstreams(self) -> dict[str, Upstream]:
+        """The outputs this environment reads of others, from their states as they are now."""
+        from opsgit.engine.upstream import read_upstreams
+        from opsgit.gitops.environments import environment_graph
+
+        if not self.graph.upstreams:
+            return {}
+        environment_graph(self.root, [self.env])  # a cycle is refused, printed, before any state is read
+        return read_upstreams(self.graph.upstreams, self._upstream_state)
+
+    def _upstream_state(self, env: str) -> State:
+        upstream = open_workspace(env, self.root)
+        try:
+            return upstream.backend.load()
+        finally:
+            upstream.backend.close()
 
     def variables(self) -> dict[str, Any]:
         """The environment's variables as a plan shows them: sensitive ones masked."""

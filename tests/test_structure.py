@@ -60,12 +60,18 @@ def test_render_and_engine_do_not_import_each_other() -> None:
 
 
 def _declaration_import(name: str, imported: str) -> bool:
-    """Commands may share declared arguments (`--parallelism`, `--lock-timeout`) and the plan
-    command its `--affected` helper; they do not call each other's implementations otherwise."""
+    """Commands may share declared arguments (`--parallelism`, `--lock-timeout`), the plan and
+    apply commands their `--affected` helpers (which plan and apply each environment in turn);
+    they do not call each other's implementations otherwise."""
     return (imported, name) in {("opsgit.commands.plan", "opsgit.commands.apply"),
                                 ("opsgit.commands.plan", "opsgit.commands.drift"),
                                 ("opsgit.commands.apply", "opsgit.commands.state"),
                                 ("opsgit.commands.plan_affected", "opsgit.commands.plan"),
+                                # apply's helpers: one environment's run, and the ordered runs
+                                ("opsgit.commands.apply_env", "opsgit.commands.apply"),
+                                ("opsgit.commands.apply_affected", "opsgit.commands.apply"),
+                                ("opsgit.commands.apply_env", "opsgit.commands.apply_affected"),
+                                ("opsgit.commands.plan", "opsgit.commands.apply_affected"),
                                 ("opsgit.commands.image", "opsgit.commands.verify"),
                                 ("opsgit.commands.server", "opsgit.commands.alerts")}
 

@@ -10,8 +10,8 @@ from functools import cache
 from opsgit.commands.base import Command
 
 # In the order `opsgit --help` lists them.
-MODULES = ("render", "validate", "agent", "plan", "show", "apply", "drift", "state", "affected", "graph", "unlock",
-           "history", "providers", "image", "images", "verify", "init", "template", "exec", "kv", "lock",
+MODULES = ("render", "validate", "agent", "plan", "show", "apply", "drift", "state", "affected", "envs", "graph",
+           "unlock", "history", "providers", "image", "images", "verify", "init", "template", "exec", "kv", "lock",
            "server", "alerts", "completion")
 
 

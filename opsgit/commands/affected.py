@@ -33,6 +33,11 @@ def affected(base: str | None = None, head: str = "HEAD", *, as_json: bool = Fal
             for impact in impacts:
                 output.say(f"  {impact.name:<20} {impact.action:<8} ({', '.join(impact.reasons[:3])}"
                            f"{', ...' if len(impact.reasons) > 3 else ''})")
+    if result.dependents:
+        output.say("\nDependents (they read outputs of the environments above: plan them once those are applied, "
+                   "with `opsgit apply --env ENV --plan-dependents`):")
+        for impact in result.dependents:
+            output.say(f"  {impact.name:<20} after: {', '.join(impact.reasons)}")
     return 0
 
 

@@ -1,23 +1,14 @@
 """`opsgit apply --env ENV [PLANFILE]`: apply a saved plan, or plan and apply after approval,
-under the environment's run lock; a lost lock stops the run."""
+under the environment's run lock (a lost lock stops the run); `--affected`: every environment a
+git change affects, upstreams first (apply_affected.py). One environment's run: apply_env.py."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from opsgit.commands.base import Arg, Command
 from opsgit.commands.plan import PARALLELISM, POLICY, SHA
-
-if TYPE_CHECKING:
-    from opsgit.engine.apply import ApplyResult
-    from opsgit.engine.plan import Plan
-    from opsgit.gitops.runs import Recorder
-    from opsgit.locks import Held
-    from opsgit.workspace import Workspace
 
 LOCK_TIMEOUT = Arg("--lock-timeout", "wait this long for the run lock, e.g. 10m (default: do not wait)",
                    kind="duration", default=0.0, metavar="DURATION")
@@ -25,142 +16,54 @@ LOCK_TIMEOUT = Arg("--lock-timeout", "wait this long for the run lock, e.g. 10m 
 
 def apply(env: str, plan_file: Path | None = None, *, auto_approve: bool = False, parallelism: int = 10,
           lock_timeout: float = 0.0, override_policy: str | None = None, policy: str = "auto", status: bool = False,
-          sha: str | None = None) -> int:
-    from opsgit import output
-    from opsgit.engine.apply import StalePlan
-    from opsgit.engine.plan import input_hash
-    from opsgit.engine.plan_text import format_plan
-    from opsgit.engine.planfile import read_plan
-    from opsgit.errors import UserError
-    from opsgit.gitops.history import head_commit
-    from opsgit.gitops.runs import record_run
-    from opsgit.locks import hold
-    from opsgit.policy import PolicyResult, check_policy, format_result, refuse_failed_policy
-    from opsgit.workspace import open_workspace
+          sha: str | None = None, plan_dependents: bool = False) -> int:
+    """Apply one environment under its run lock; with `plan_dependents`, then plan the
+    environments that read an output the apply changed (and apply those that say auto_apply)."""
+    from opsgit.commands.apply_env import apply_one
 
-    workspace = open_workspace(env)
-    with hold(workspace.lock, env, "apply", lock_timeout) as held, \
-            record_run(workspace.runs, env, "apply", head_commit(workspace.root)) as run:
-        workspace.recover_creates(record=True)  # what a killed run created is recorded, not made again
-        if plan_file is not None:
-            chosen = read_plan(plan_file)
-            if chosen.env != env:
-                raise UserError(f"the plan in {plan_file} is for environment {chosen.env!r}, not {env!r}")
-            if chosen.input_hash != input_hash(workspace.graph, workspace.backend_settings):
-                raise StalePlan("the configuration changed since the plan was made",
-                                hint=f"run `opsgit plan --env {env}` again")
-        else:
-            chosen = check_policy(workspace, workspace.plan(parallelism=parallelism), policy)
-            output.say(format_plan(chosen, colour=output.use_colour(sys.stdout)))
-            if chosen.policy is not None:
-                output.say("\n" + format_result(PolicyResult.from_json(chosen.policy)))
-            if not chosen.has_changes:
-                run.finish("no_changes", summary=chosen.summary_line())
-                return 0
-            if not auto_approve and not _approved(env, workspace):
-                output.say("Apply cancelled.")
-                run.finish("discarded", summary="Apply cancelled.")
-                return 1
-        refuse_failed_policy(chosen, "apply", override_policy)
-        held.check()
-        if not status:
-            return _run(workspace, chosen, parallelism, held, run, override_policy)
-        from opsgit.gitops.status import StageStatus
+    applied = apply_one(env, plan_file, auto_approve=auto_approve, parallelism=parallelism,
+                        lock_timeout=lock_timeout, override_policy=override_policy, policy=policy, status=status,
+                        sha=sha)
+    if applied.code != 0 or not plan_dependents:
+        return applied.code
+    from opsgit.commands.apply_affected import plan_dependents as plan_readers
+    from opsgit.config import find_root
 
-        results: list[ApplyResult] = []
-        reporter = StageStatus(workspace.root, workspace.settings.status_context_prefix, env, "apply", results, sha)
-        with reporter:
-            posted = {"context": reporter.context, "sha": reporter.poster.target.sha,
-                      "url": reporter.poster.target.target_url}
-            run.note(status=posted)
-            return _run(workspace, chosen, parallelism, held, run, override_policy, results, {"status": posted})
-
-
-def _approved(env: str, workspace: Workspace) -> bool:
-    from opsgit.errors import UserError
-
-    if not sys.stdin.isatty():
-        saved = workspace.plan_path
-        shown = saved.relative_to(workspace.root) if saved.is_relative_to(workspace.root) else saved
-        raise UserError("apply needs approval", hint="pass --auto-approve, or apply a saved plan: "
-                        f"opsgit apply --env {env} {shown}")
-    answer = input(f"\nDo you want to perform these actions in {env}?\n  Only 'yes' will be accepted to approve."
-                   "\n\n  Enter a value: ")
-    return answer.strip() == "yes"
-
-
-def _run(workspace: Workspace, plan: Plan, parallelism: int, held: Held, run: Recorder,
-         override_policy: str | None = None, results: list[ApplyResult] | None = None,
-         recorded: dict[str, Any] | None = None) -> int:
-    from opsgit import output
-    from opsgit.engine.apply import Applier
-    from opsgit.engine.plan_text import show
-    from opsgit.gitops import history
-    from opsgit.locks import lock_lost
-
-    state = workspace.backend.load()
-    lines: list[str] = []
-
-    def progress(line: str) -> None:
-        lines.append(line)
-        output.say(line)
-
-    applier = Applier(plan, workspace.backend, workspace.providers(state), parallelism=parallelism,
-                      progress=progress, stop=held.lost, on_step=run.progress)
-    started = time.monotonic()
-    result = applier.run()
-    if results is not None:
-        results.append(result)  # for the apply's commit status
-    problems = [str(lock_lost(workspace.env))] * result.stopped + result.errors
-    history.record(workspace.history, workspace.root, workspace.env, kind="apply",
-                   summary=result.summary_line() if result.ok else "; ".join(problems)[:300],
-                   result="applied" if result.ok else "failed", duration=time.monotonic() - started,
-                   plan_document=plan.to_json(), log="\n".join(lines),
-                   extra={**_override(plan, override_policy), **(recorded or {}), "run": run.number})
-    outputs = {name: show(entry["value"], bool(entry.get("sensitive")))
-               for name, entry in sorted(result.state.outputs.items())}
-    if not result.ok:
-        output.say("")
-        for error in result.errors:
-            output.say(f"Error: {error}")
-        output.say(f"Apply stopped: {result.added} added, {result.changed} changed, {result.destroyed} destroyed; "
-                   f"not done: {', '.join(result.not_done) or 'nothing'}. The state is saved; "
-                   + ("plan again once the lock is yours." if result.stopped else
-                      "fix the problem and run apply again."))
-        run.finish("errored", summary="; ".join(problems)[:300], error="; ".join(problems)[:2000])
-        if result.stopped:
-            raise lock_lost(workspace.env)
-        return 1
-    output.say("")
-    output.say(output.paint(result.summary_line(), "green"))
-    if outputs:
-        output.say("\nOutputs:\n")
-        for name, shown in outputs.items():
-            output.say(f"{name} = {shown}")
-    # what the applied plan found changed outside opsgit, it has now put back: no drift left
-    run.finish("applied", summary=result.summary_line(), outputs=outputs, drift=0)
-    return 0
-
-
-def _override(plan: Plan, reason: str | None) -> dict[str, Any]:
-    """What the run history keeps of an apply past failed policy checks: which, and why."""
-    from opsgit.policy import PolicyResult
-
-    if not reason or plan.policy is None or PolicyResult.from_json(plan.policy).ok:
-        return {}
-    failed = sorted({f.check_id for f in PolicyResult.from_json(plan.policy).failed})
-    return {"policy_override": {"reason": reason, "failed_checks": failed}}
+    return plan_readers(find_root(), env, applied, status=status, sha=sha, parallelism=parallelism,
+                        lock_timeout=lock_timeout)
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    if args.affected:
+        from opsgit.commands.apply_affected import apply_affected
+
+        return apply_affected(args.base, auto_approve=args.auto_approve, parallelism=args.parallelism,
+                              lock_timeout=args.lock_timeout, status=args.status, sha=args.sha,
+                              plan_dependents=args.plan_dependents, environments=args.environments)
     return apply(args.env, args.plan_file, auto_approve=args.auto_approve, parallelism=args.parallelism,
                  lock_timeout=args.lock_timeout, override_policy=args.override_policy, policy=args.policy,
-                 status=args.status, sha=args.sha)
+                 status=args.status, sha=args.sha, plan_dependents=args.plan_dependents)
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    if not args.env and not args.affected:
+        return "apply needs --env ENV or --affected"
+    if args.env and args.affected:
+        return "apply takes --env ENV or --affected, not both"
+    if args.affected and args.plan_file is not None:
+        return "apply --affected plans each environment itself: it takes no PLANFILE"
+    return None
 
 
 COMMANDS = (Command(
-    "apply", "apply a saved plan, or plan and apply after approval", _run_command, args=(
-        Arg("--env", "the environment", required=True, metavar="ENV"),
+    "apply", "apply a saved plan, or plan and apply after approval", _run_command, check=_check, args=(
+        Arg("--env", "the environment (or --affected)", metavar="ENV"),
+        Arg("--affected", "apply every environment the git change affects, upstreams first", kind="bool"),
+        Arg("--base", "with --affected: the ref to compare with (default: [tool.opsgit] default_base)", metavar="REF"),
+        Arg("--environments", "with --affected: how many independent environments to apply at once (default 4)",
+            kind="int", default=4, metavar="N"),
+        Arg("--plan-dependents", "then plan the environments that read an output this apply changed (and apply "
+            "those with auto_apply: true)", kind="bool"),
         Arg("plan_file", "the saved plan to apply (default: plan now and ask)", kind="path", nargs="?",
             metavar="PLANFILE"),
         Arg("--auto-approve", "apply without asking (when no PLANFILE is given)", kind="bool"),

@@ -1,5 +1,6 @@
 """`opsgit graph --env ENV [--plan PLANFILE] [--svg]`: the environment's resource graph as
-Graphviz DOT, as `terraform graph` prints it (or a saved plan's, coloured by action)."""
+Graphviz DOT, as `terraform graph` prints it (or a saved plan's, coloured by action);
+`opsgit graph --envs`: the environments and which reads which one's outputs."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ from pathlib import Path
 from opsgit.commands.base import Arg, Command
 
 
-def graph(env: str, *, plan_file: Path | None = None, svg: bool = False) -> int:
+def graph(env: str | None, *, plan_file: Path | None = None, svg: bool = False, envs: bool = False) -> int:
     import sys
 
     from opsgit.errors import UserError
     from opsgit.graph.dot import to_dot, to_svg
 
-    if plan_file is not None:
+    if envs:
+        from opsgit.config import find_root
+        from opsgit.gitops.environments import environment_graph
+
+        text = environment_graph(find_root()).to_dot()
+    elif env is None:
+        raise UserError("graph needs --env ENV, or --envs for the graph of environments")
+    elif plan_file is not None:
         from opsgit.engine.planfile import read_plan
 
         plan = read_plan(plan_file)
@@ -35,8 +43,9 @@ def graph(env: str, *, plan_file: Path | None = None, svg: bool = False) -> int:
 
 
 COMMANDS = (Command("graph", "print the resource graph as Graphviz DOT (or a saved plan's, coloured by action)",
-                    lambda a: graph(a.env, plan_file=a.plan, svg=a.svg), args=(
-    Arg("--env", "the environment", required=True, metavar="ENV"),
+                    lambda a: graph(a.env, plan_file=a.plan, svg=a.svg, envs=a.envs), args=(
+    Arg("--env", "the environment", metavar="ENV", group="what"),
+    Arg("--envs", "draw the environments instead: which reads which one's outputs", kind="bool", group="what"),
     Arg("--plan", "draw this saved plan's changes instead", kind="path", metavar="PLANFILE"),
     Arg("--svg", "draw it as SVG with Graphviz's dot", kind="bool"),
 )),)

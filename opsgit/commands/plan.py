@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opsgit.commands.base import Arg, Command
 
@@ -31,7 +31,9 @@ SHA = Arg("--sha", "with --status: the commit to post on (default: the pull requ
 def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targets: Sequence[str] = (),
          destroy: bool = False, detailed_exitcode: bool = False, as_json: bool = False, parallelism: int = 10,
          refresh: bool = True, status: bool = False, policy: str = "auto", sha: str | None = None,
-         comment: bool = False) -> int:
+         comment: bool = False, triggered_by: Mapping[str, Any] | None = None) -> int:
+    """`triggered_by`: the upstream run whose changed outputs made this plan needed (kept in its
+    history record and run)."""
     from opsgit import output
     from opsgit.engine.plan_text import format_plan
     from opsgit.engine.planfile import save_plan
@@ -48,6 +50,8 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
         refuse_or_warn_uncommitted(workspace.root, posting=True)  # the status describes the commit
     mode = "refresh-only" if refresh_only else "destroy" if destroy else "normal"
     with record_run(workspace.runs, env, "plan", history.head_commit(workspace.root)) as run:
+        if triggered_by:
+            run.note(triggered_by=dict(triggered_by))
         result = _plan(workspace, mode, targets, parallelism, refresh, status, policy, sha)
         path = out or workspace.plan_path
         save_plan(result, path)
@@ -66,7 +70,7 @@ def plan(env: str, *, out: Path | None = None, refresh_only: bool = False, targe
         history.record(workspace.history, workspace.root, env, kind="plan", summary=result.summary_line(),
                        result="changes" if result.has_changes else "no-op", duration=run.elapsed,
                        plan_document=result.to_json(), log=text,
-                       extra={"run": run.number})
+                       extra={"run": run.number, **({"triggered_by": dict(triggered_by)} if triggered_by else {})})
         run.finish("planned" if result.has_changes else "no_changes", summary=result.summary_line(),
                    drift=len(result.resource_drift), policy=_policy_summary(result),
                    changes={c.address: list(c.actions) for c in result.resource_changes

@@ -24,6 +24,7 @@ from opsgit.engine.backends import StateBackend
 from opsgit.engine.plan import NOOP, REPLACE_CBD, Plan, ResourceChange
 from opsgit.engine.resolve import ResolveError, contains_unknown, resolve
 from opsgit.engine.state import ResourceState, State
+from opsgit.engine.upstream import lookup_entries, reads_sensitive
 from opsgit.errors import UserError
 from opsgit.graph import Graph
 from opsgit.providers.base import (
@@ -104,6 +105,7 @@ class Applier:
         self.resources: dict[str, ResourceState] = {}
         self.serial = 0
         self.lineage = ""
+        self._upstreams = lookup_entries(plan.upstreams)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -415,19 +417,22 @@ class Applier:
 
     def _attributes(self, address: str) -> Mapping[str, Any] | None:
         found = self.resources.get(address)
-        return found.attributes if found is not None else None
+        if found is None:
+            upstream: Mapping[str, Any] | None = self._upstreams.get(address)  # the plan's values of them
+            return upstream
+        return found.attributes
 
     def _outputs(self) -> dict[str, dict[str, Any]]:
-        values = {a: r.attributes for a, r in self.resources.items()}
         outputs = {}
         for name, expression in self.graph.outputs.items():
             try:
-                value = resolve(expression, values.get, self.graph.instances)
+                value = resolve(expression, self._attributes, self.graph.instances)
             except ResolveError:
                 continue
             if contains_unknown(value):
                 continue
-            outputs[name] = {"value": value, "sensitive": name in self.graph.sensitive_outputs}
+            sensitive = name in self.graph.sensitive_outputs or reads_sensitive(expression, self.plan.upstreams)
+            outputs[name] = {"value": value, "sensitive": sensitive}
         return outputs
 
 

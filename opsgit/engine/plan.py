@@ -28,6 +28,7 @@ from opsgit.engine.resolve import (
     unknown_paths,
 )
 from opsgit.engine.state import ResourceState, State
+from opsgit.engine.upstream import Upstream, lookup_entries, reads_sensitive
 from opsgit.errors import UserError
 from opsgit.graph import Graph, Resource, refs
 from opsgit.output import plural
@@ -122,6 +123,13 @@ class Plan:
     variables: Mapping[str, Any] = field(default_factory=dict)  # the environment's, sensitive ones masked
     timestamp: str = ""  # when it was made, UTC, RFC 3339
     policy: Mapping[str, Any] | None = None  # the policy checks' result (`opsgit.policy.PolicyResult`), if run
+    upstreams: Mapping[str, Upstream] = field(default_factory=dict)
+    """The other environments' outputs the plan read, as their states had them (engine/upstream.py)."""
+
+    @property
+    def pending_upstreams(self) -> tuple[str, ...]:
+        """Upstreams whose values this plan could not know: not applied, or without an output yet."""
+        return tuple(name for name, u in sorted(self.upstreams.items()) if not u.applied or u.missing)
 
     @property
     def summary(self) -> tuple[int, int, int]:
@@ -166,6 +174,7 @@ class Plan:
             "internal_after": {c.address: replace_unknown(c.after, _UNKNOWN_MARK) for c in self.resource_changes},
             "prior": self.prior, "prior_outputs": self.prior_outputs, "variables": self.variables,
             "timestamp": self.timestamp, "policy": self.policy,
+            "upstreams": {name: u.to_json() for name, u in sorted(self.upstreams.items())},
         }
 
     @classmethod
@@ -187,7 +196,8 @@ class Plan:
                    base_commit=data.get("base_commit"), head_commit=data.get("head_commit"),
                    targets=tuple(data.get("targets", ())), prior=data.get("prior", {}),
                    prior_outputs=data.get("prior_outputs", {}), variables=data.get("variables", {}),
-                   timestamp=str(data.get("timestamp", "")), policy=data.get("policy"))
+                   timestamp=str(data.get("timestamp", "")), policy=data.get("policy"),
+                   upstreams={name: Upstream.from_json(u) for name, u in (data.get("upstreams") or {}).items()})
 
 
 _UNKNOWN_MARK = {"__opsgit_unknown__": True}
@@ -227,6 +237,13 @@ class Planner:
     """The environment's state and lock settings, for the plan's input hash."""
     refreshed_objects: dict[str, Stored | None] = field(default_factory=dict)
     """Plugin-managed objects as refresh read them, private data included."""
+    upstreams: Mapping[str, Upstream] = field(default_factory=dict)
+    """Other environments' outputs the graph reads (`${environment.global.outputs.zone_id}`)."""
+
+    def _lookup(self, values: Mapping[str, Any]) -> Any:
+        """Reference lookup in `values` (planned or current), then in the upstreams' outputs."""
+        entries = lookup_entries(self.upstreams)
+        return lambda address: values[address] if address in values else entries.get(address)
 
     def resource_type(self, provider: str, type_name: str, source: str = "") -> ResourceType | PlanningType:
         found = self.providers.get(provider)
@@ -354,7 +371,7 @@ class Planner:
                     refreshed={a: refreshed.get(a) for a in (c.address for c in drift)},
                     graph=self.graph, base_commit=base_commit, head_commit=head_commit, targets=tuple(targets),
                     prior=self._prior_values(current), prior_outputs=dict(self.state.outputs),
-                    timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                    timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), upstreams=self.upstreams)
 
     def _prior_values(self, current: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """The refreshed state, for the plan's `prior_state`."""
@@ -414,13 +431,14 @@ class Planner:
     def _diff(self, resource: Resource, current: Mapping[str, Any] | None, planned: dict[str, Any]) -> ResourceChange:
         kind = self.resource_type(resource.provider, resource.type, resource.source)
         try:
-            config = resolve(dict(resource.attributes), lambda a: planned.get(a), self.graph.instances)
+            config = resolve(dict(resource.attributes), self._lookup(planned), self.graph.instances)
         except ResolveError as error:
             raise UserError.at(resource.source, f"{resource.address}: {error}") from None
         if isinstance(kind, PlanningType):
             return self._planned_by_provider(resource, kind, config, current, planned)
         computed = {name: UNKNOWN for name, spec in kind.schema.fields.items() if spec.computed and name not in config}
-        sensitive = kind.schema.sensitive
+        sensitive = kind.schema.sensitive | frozenset(
+            key for key, value in resource.attributes.items() if reads_sensitive(value, self.upstreams))
         if current is None:
             planned[resource.address] = {**computed, **config}
             return ResourceChange(resource.address, resource.type, resource.provider, CREATE, None,
@@ -460,7 +478,7 @@ class Planner:
                                     "such as hashicorp/aws")
         kind = sources[resource.type]
         try:
-            config = resolve(dict(resource.attributes), lambda a: planned.get(a), self.graph.instances)
+            config = resolve(dict(resource.attributes), self._lookup(planned), self.graph.instances)
         except ResolveError as error:
             raise UserError.at(resource.source, f"{resource.address}: {error}") from None
         waits_for = pending.intersection(resource.dependencies)
@@ -568,11 +586,11 @@ class Planner:
         changes: dict[str, dict[str, Any]] = {}
         for name, expression in self.graph.outputs.items():
             try:
-                value = None if mode == "destroy" else resolve(expression, values.get, self.graph.instances)
+                value = None if mode == "destroy" else resolve(expression, self._lookup(values), self.graph.instances)
             except ResolveError:
                 value = UNKNOWN
             before = (self.state.outputs.get(name) or {}).get("value")
-            sensitive = name in self.graph.sensitive_outputs
+            sensitive = name in self.graph.sensitive_outputs or reads_sensitive(expression, self.upstreams)
             action = "no-op" if before == value else "create" if name not in self.state.outputs else "update"
             if mode == "destroy":
                 action = "delete"

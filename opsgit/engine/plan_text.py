@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opsgit.engine.plan import NOOP, Plan, ResourceChange, same
@@ -151,11 +151,14 @@ class _Lines:
             self.add(indent, "~", f"{head}{_scalar(old)} -> {_scalar(new)}{comma}{tail}")
 
 
-def format_change(change: ResourceChange, *, colour: bool = False) -> list[str]:
+def format_change(change: ResourceChange, *, colour: bool = False, pending: Sequence[str] = ()) -> list[str]:
+    """One change; `pending`: the not yet applied upstream environments its configuration reads."""
     symbol = SYMBOLS[change.actions]
     reason = {"delete_because_count_index": "(because index is out of range for count)",
               "delete_because_no_resource_config": "(because it is no longer in the configuration)"}
     lines = [f"  # {change.address} {HEADLINES[change.actions]}"]
+    for upstream in pending:
+        lines.append(f"  # (values read from environment {upstream} are known after apply of {upstream})")
     if change.action_reason in reason:
         lines.append(f"  # {reason[change.action_reason]}")
     if change.action_reason == "read_because_config_unknown":
@@ -208,6 +211,15 @@ def _natural(address: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", address)]
 
 
+def _pending_reads(plan: Plan, address: str) -> list[str]:
+    """The pending upstreams whose outputs the configuration of `address` reads."""
+    resource = plan.graph.resources.get(address) if plan.graph is not None else None
+    if resource is None or not plan.pending_upstreams:
+        return []
+    text = json.dumps(resource.attributes)
+    return [env for env in plan.pending_upstreams if f"${{environment.{env}.outputs." in text]
+
+
 def format_plan(plan: Plan, *, colour: bool = False) -> str:
     out: list[str] = []
     if plan.resource_drift:
@@ -235,7 +247,10 @@ def format_plan(plan: Plan, *, colour: bool = False) -> str:
         out += [f"{' ' * (3 - len(symbol))}{_paint(symbol, colour)} {LEGEND[symbol]}" for symbol in used]
         out += ["", "opsgit will perform the following actions:", ""]
         for change in changes:
-            out += [*format_change(change, colour=colour), ""]
+            out += [*format_change(change, colour=colour, pending=_pending_reads(plan, change.address)), ""]
+    for upstream in plan.pending_upstreams:
+        out += [f"Note: environment {upstream} has not been applied with every output this plan reads: "
+                f"their values are known after apply of {upstream}. Apply {upstream} first, then plan again.", ""]
     out.append(plan.summary_line())
     moved_outputs = {k: v for k, v in plan.output_changes.items() if v["actions"] != ["no-op"]}
     if moved_outputs and plan.mode != "refresh-only":

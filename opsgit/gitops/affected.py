@@ -24,6 +24,7 @@ from pathlib import Path
 from opsgit.config import load_settings
 from opsgit.errors import UserError
 from opsgit.gitops.diff import Change, changed_files, content_id, export_tree, list_files, read_files
+from opsgit.gitops.environments import graph_of_texts
 from opsgit.render.artefacts import Renderer, stable_json
 from opsgit.render.build import Draft
 from opsgit.render.finish import same_rendering
@@ -57,6 +58,10 @@ class Affected:
     images: tuple[Impact, ...] = ()
     configs: tuple[Impact, ...] = ()
     base_from_build: bool = False  # the merge base's hashes came from the build's last complete render
+    dependents: tuple[Impact, ...] = ()
+    """Environments that read outputs of affected ones (directly or through others) and are not
+    affected themselves: action `after`, reasons the affected upstreams. Each needs a plan once
+    its upstreams are applied, if an output it reads changed (`apply --plan-dependents`)."""
 
     def to_json(self) -> dict[str, object]:
         def rows(impacts: Iterable[Impact]) -> list[dict[str, object]]:
@@ -64,6 +69,7 @@ class Affected:
         return {"base": self.base, "head": self.head, "changed_files": list(self.changed),
                 "environments": rows(self.environments), "images": rows(self.images), "configs": rows(self.configs),
                 "base_from_build": self.base_from_build,
+                "dependents": [{"name": i.name, "after": list(i.reasons)} for i in self.dependents],
                 "matrix": {"include": [{"env": i.name, "action": i.action} for i in self.environments]}}
 
 
@@ -387,8 +393,19 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
         env_reasons.setdefault(env, set()).update(reasons)
     for role, reasons in more_roles.items():
         role_reasons.setdefault(role, set()).update(reasons)
+    order = graph_of_texts(_env_texts(root, change.head, head_files))
+    # a dependent renders against the outputs its upstream's env.yaml declares: one removed or
+    # renamed there changes whether the dependent renders at all
+    for path in change.paths:
+        parts = path.split("/")
+        if len(parts) == 3 and parts[0] == "environments" and parts[2] == "env.yaml" and parts[1] in order.names:
+            for dependent in order.dependents(parts[1]):
+                env_reasons.setdefault(dependent, set()).add(path)
+    base_order = graph_of_texts(_env_texts(root, change.base, base_files))
+    upstreams = {f"environments/{u}/env.yaml" for e in env_reasons for g in (order, base_order)
+                 if e in g.names for u in g.upstreams(e)}
     needed = [*SHARED, *(f"environments/{e}" for e in sorted(env_reasons)),
-              *(f"roles/{r}" for r in sorted(role_reasons))]
+              *(f"roles/{r}" for r in sorted(role_reasons)), *sorted(upstreams)]
 
     known = base_render(root, change.base)
     with tempfile.TemporaryDirectory(prefix="opsgit-affected-", dir=_scratch_parent(root)) as scratch:
@@ -420,5 +437,15 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
                 reasons = reasons | builds.get(role, set())
             if reasons:
                 bucket.append(Impact(role, "build" if exists else "delete", tuple(sorted(reasons))))
+    planned = [i.name for i in environments]
+    dependents = tuple(
+        Impact(env, "after", tuple(u for u in order.order(planned) if env in order.all_dependents([u])))
+        for env in order.order(order.all_dependents(planned)))
     return Affected(change.base, change.head, tuple(sorted(change.paths)), tuple(environments), tuple(images),
-                    tuple(configs), known is not None)
+                    tuple(configs), known is not None, dependents)
+
+
+def _env_texts(root: Path, commit: str, files: list[str]) -> dict[str, str]:
+    """Every env.yaml of `commit`, by environment name."""
+    contents = read_files(root, commit, sorted(f for f in files if ENV_FILE.fullmatch(f)))
+    return {path.split("/")[1]: data.decode("utf-8", "replace") for path, data in contents.items()}

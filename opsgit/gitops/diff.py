@@ -140,7 +140,8 @@ def export_tree(root: Path, commit: str, target: Path, paths: Iterable[str]) -> 
     existing = [p for p in wanted if p.split("/")[0] in tops]
     nested = [p for p in existing if "/" in p]
     if nested:
-        present = {"/".join(f.split("/")[:2]) for f in list_files(root, commit, nested)}
+        files = list_files(root, commit, nested)
+        present = {"/".join(f.split("/")[:depth]) for f in files for depth in range(2, f.count("/") + 2)}
         existing = [p for p in existing if "/" not in p or p in present]
     if not existing:
         return 0

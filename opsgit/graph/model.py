@@ -56,21 +56,27 @@ class Graph:
     outputs: Mapping[str, Any]
     sensitive_outputs: frozenset[str] = frozenset()
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    upstreams: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Other environments' outputs this one reads (`${environment.global.outputs.zone_id}`): env -> names."""
 
     def to_json(self, *, sources: bool = True) -> dict[str, Any]:
-        return {
+        data = {
             "format": GRAPH_FORMAT, "env": self.env,
             "providers": self.providers,
             "resources": [r.to_json(sources=sources) for r in self.resources.values()],
             "outputs": self.outputs, "sensitive_outputs": sorted(self.sensitive_outputs),
         }
+        if self.upstreams:
+            data["upstreams"] = {env: list(names) for env, names in self.upstreams.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Graph:
         resources = [Resource.from_json(r) for r in data["resources"]]
         return cls(env=data["env"], resources={r.address: r for r in resources}, outputs=data["outputs"],
                    sensitive_outputs=frozenset(data.get("sensitive_outputs", ())),
-                   providers=data.get("providers", {}))
+                   providers=data.get("providers", {}),
+                   upstreams={env: tuple(names) for env, names in (data.get("upstreams") or {}).items()})
 
     def instances(self, block: str) -> list[str]:
         """The addresses of a resource block's instances (`aws_instance.web` -> `...web[0]`, ...)."""

@@ -135,6 +135,21 @@ def parse_resource(expression: str) -> Reference:
                      tuple(a for a in attributes if not isinstance(a, tuple)))
 
 
+UPSTREAM = "environment"  # `${environment.global.outputs.zone_id}`: another environment's output
+
+
+def upstream_output(expression: str) -> tuple[str, str] | None:
+    """(environment, output) if `expression` reads another environment's output, else None.
+    The one spelling is `environment.<env>.outputs.<name>`, optionally indexed further."""
+    parts = tokens(expression.lstrip("/"))
+    if parts[0] != UPSTREAM:
+        return None
+    if len(parts) < 4 or not _is_name(parts[1]) or parts[2] != "outputs" or not _is_name(parts[3]):
+        raise ReferenceSyntaxError(f"${{{expression.lstrip('/')}}} must read an output as "
+                                   "${environment.ENV.outputs.NAME}")
+    return str(parts[1]), str(parts[3])
+
+
 def is_data(address: str) -> bool:
     """Whether an instance address is a data source's (`module.app.data.aws_ami.base`)."""
     parts = address.split(".")

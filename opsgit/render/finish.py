@@ -16,8 +16,8 @@ from opsgit.repo.values import Environment
 
 def finish(draft: Draft) -> Graph:
     build = draft.build
-    graph = graph_of(draft, {address: finish_one(build, address, resource)
-                           for address, resource in build.resources.items()})
+    resources = {address: finish_one(build, address, resource) for address, resource in build.resources.items()}
+    graph = graph_of(draft, resources)
     graph.order()
     return graph
 
@@ -25,7 +25,21 @@ def finish(draft: Draft) -> Graph:
 def graph_of(draft: Draft, resources: Mapping[str, Resource]) -> Graph:
     env = draft.build.env
     return Graph(env=env.name, resources=resources, outputs=draft.outputs, sensitive_outputs=draft.sensitive_outputs,
-                 providers=draft.providers)
+                 providers=draft.providers, upstreams=upstreams_read(resources, draft.outputs))
+
+
+def upstreams_read(resources: Mapping[str, Resource], outputs: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Which outputs of which other environments the finished resources and outputs read."""
+    found: list[str] = []
+    for resource in resources.values():
+        refs.collect(dict(resource.attributes), found)
+    refs.collect(dict(outputs), found)
+    reads: dict[str, set[str]] = {}
+    for expression in found:
+        read = refs.upstream_output(expression)
+        if read is not None:
+            reads.setdefault(read[0], set()).add(read[1])
+    return {env: tuple(sorted(names)) for env, names in sorted(reads.items())}
 
 
 def graph_document(graph: Graph, env: Environment) -> dict[str, Any]:
@@ -40,6 +54,8 @@ def finish_one(build: Build, address: str, resource: Resource) -> Resource:
     attributes = unmark_collecting(resource.attributes, found)
     dependencies: set[str] = set()
     for expression in found:
+        if expression.startswith(refs.UPSTREAM + "."):
+            continue  # another environment's output: an edge between environments, not resources
         dependencies.update(targets(build, resource, expression))
     for explicit in resource.dependencies:
         if explicit.startswith("/module:"):

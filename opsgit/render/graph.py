@@ -341,6 +341,8 @@ class GraphRenderer:
             if head in ("count", "each"):
                 raise self._ref_error(f"${{{expression}}} used outside a resource with "
                                       f"{'count' if head == 'count' else 'for_each'}", origin, expression, line)
+            if head == refs.UPSTREAM:
+                return False, "/" + self._upstream(build, expression, path, origin, line)
             if head == "module":
                 if len(parts) < 3 or not isinstance(parts[1], str) or not isinstance(parts[2], str):
                     raise self._ref_error(f"${{{expression}}} must name a module output", origin,
@@ -381,6 +383,54 @@ class GraphRenderer:
             return refs.substitute(text, one)
 
         return refs.walk_strings(value, change)
+
+    def _upstream(self, build: Build, expression: str, path: tuple[str, ...], origin: Origin,
+                  line: int | None) -> str:
+        """Check a read of another environment's output (`${environment.global.outputs.zone_id}`);
+        it stays a reference, resolved at plan time from that environment's state."""
+        from opsgit.gitops.environments import reads_of
+
+        if path:
+            raise self._ref_error(f"${{{expression}}}: a module reads another environment's output through an "
+                                  "input", origin, expression, line,
+                                  hint=f"pass it from {build.env.file}: inputs: {{NAME: ${{{expression}}}}}")
+        try:
+            upstream, output = refs.upstream_output(expression) or ("", "")
+        except refs.ReferenceSyntaxError as error:
+            raise self._ref_error(str(error), origin, expression, line) from None
+        if (upstream, output) not in {(r.upstream, r.output) for r in reads_of(build.env)}:
+            raise self._ref_error(f"${{{expression}}} must be written out in {build.env.file}", origin, expression,
+                                  line, hint="opsgit orders environments by reading env.yaml without rendering it, "
+                                             "so the reference may not be built by Jinja")
+        if upstream == build.env.name:
+            raise self._ref_error(f"environment {upstream!r} reads its own output {output!r}", origin, expression,
+                                  line, hint="use ${module.NAME.OUTPUT} within an environment")
+        declared = self._declared_outputs(upstream)
+        if declared is None:
+            from opsgit.repo.load import environment_names
+
+            raise self._ref_error(f"${{{expression}}} reads unknown environment {upstream!r}", origin, expression,
+                                  line, hint=suggest(upstream, environment_names(self.repo.root))
+                                  or "add it under environments/")
+        if output not in declared:
+            raise self._ref_error(f"environment {upstream!r} has no output {output!r}", origin, expression, line,
+                                  hint=suggest(output, declared)
+                                  or f"its outputs: {', '.join(sorted(declared)) or 'none'}")
+        return expression
+
+    def _declared_outputs(self, env: str) -> tuple[str, ...] | None:
+        """The output names another environment's env.yaml declares (loaded, never rendered)."""
+        found = self.repo.environments.get(env)
+        if found is not None:
+            return tuple(found.outputs)
+        file = self.repo.root / "environments" / env / "env.yaml"
+        if not file.is_file():
+            return None
+        # parsed only: the upstream's roles and modules need not be at hand (affected detection
+        # exports just what the change reaches)
+        data = yamlio.parse(file.read_text(encoding="utf-8"), f"environments/{env}/env.yaml")
+        outputs = data.get("outputs") if isinstance(data, dict) else None
+        return tuple(outputs) if isinstance(outputs, dict) else ()
 
     def _ref_error(self, message: str, origin: Origin, expression: str, line: int | None,
                    hint: str | None = None) -> RenderError:

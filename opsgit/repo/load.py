@@ -27,7 +27,7 @@ from opsgit.repo.values import (
 )
 
 ENV_KEYS = ("description", "providers", "state", "lock", "variables", "sensitive", "modules", "roles",
-            "outputs", "images", "policy")
+            "outputs", "images", "policy", "auto_apply")
 INSTANCE_KEYS = ("source", "inputs")
 MODULE_HEADER_KEYS = ("description", "variables")
 VARIABLE_KEYS = ("type", "default", "description", "sensitive")
@@ -260,6 +260,10 @@ def _load_environment(root: Path, directory: Path, modules: Collection[str],
         raise origin.child("roles").error("a role is listed twice")
     images, images_file = _load_images(root, directory, roles)
     policy_skips = _policy_skips(data.get("policy"), origin.child("policy"))
+    auto_apply = data.get("auto_apply", False)
+    if not isinstance(auto_apply, bool):
+        raise origin.child("auto_apply").error("auto_apply must be true or false",
+                                               "true: a plan made because an upstream's outputs changed is applied")
     return Environment(
         name=name, file=origin.file, description=str(data.get("description", "")),
         providers=providers, state=state, lock=lock, variables=variables, sensitive_variables=sensitive,
@@ -267,7 +271,7 @@ def _load_environment(root: Path, directory: Path, modules: Collection[str],
         outputs=expect_mapping(data.get("outputs"), origin.child("outputs"), "outputs"),
         images=images, images_file=images_file,
         image_settings=_image_settings(data.get("images"), origin.child("images")),
-        origin=origin, policy_skips=policy_skips,
+        origin=origin, policy_skips=policy_skips, auto_apply=auto_apply,
     )
 
 

@@ -90,6 +90,8 @@ class Environment:
     image_settings: Mapping[str, Any]
     origin: Origin
     policy_skips: Mapping[str, str] = field(default_factory=dict)  # check id -> why this environment skips it
+    auto_apply: bool = False
+    """Apply the plan made because an upstream's read outputs changed (`apply --plan-dependents`)."""
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def test_invoke_passes_every_flag_through(example: Path) -> None:
     (("plan", "--env", "dev", "-out=dev.tfplan"), "opsgit spells it --out dev.tfplan, with two dashes"),
     (("plan", "--env", "dev", "-target=module.web-east"), "opsgit spells it --target module.web-east"),
     (("plan", "--env", "dev", "-no-color"), "set NO_COLOR=1"),
-    (("apply",), "the following arguments are required: --env"),
+    (("apply",), "apply needs --env ENV or --affected"),
     (("plan",), "plan needs --env ENV or --affected"),
     (("state", "rm", "--env", "dev"), "the following arguments are required: ADDRESS"),
     (("nosuch",), "invalid choice: 'nosuch'"),
