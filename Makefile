@@ -62,6 +62,8 @@ demo: venv packer checkov graphviz
 	$(BIN)/opsgit validate
 	$(BIN)/opsgit render --env dev
 	$(BIN)/python scripts/devservices.py up
+	$(BIN)/opsgit envs --graph
+	$(DEV_ENV) $(BIN)/opsgit apply --env global --auto-approve
 	$(DEV_ENV) $(BIN)/opsgit plan --env dev
 	$(DEV_ENV) $(BIN)/opsgit apply --env dev build/plans/dev.plan.json
 	$(DEV_ENV) HC_ROLE=binstore $(BIN)/opsgit image --env dev

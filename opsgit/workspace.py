@@ -175,7 +175,7 @@ class Workspace:
 
         if not self.graph.upstreams:
             return {}
-        environment_graph(self.root, [self.env])  # a cycle is refused, printed, before any state is read
+        environment_graph(self.root)  # a cycle is refused, printed, before any state is read
         return read_upstreams(self.graph.upstreams, self._upstream_state)
 
     def _upstream_state(self, env: str) -> State:

@@ -82,6 +82,34 @@ def up() -> None:
     print(f"demo services: AWS API (moto_server) on 127.0.0.1:{AWS_PORT}, Consul (opsgit agent) on "
           f"127.0.0.1:{CONSUL_PORT} (DNS on 127.0.0.1:{DNS_PORT})")
     start(BACKGROUND)
+    bootstrap_state_bucket()
+
+
+def bootstrap_state_bucket() -> None:
+    """The team's one step by hand, done here in moto_server: the versioned buckets that hold the
+    environments' S3 state (global's, staging's and prod's in the example) — a bucket cannot hold
+    the state of the run that creates it. Named by the env.yaml files; moto keeps nothing across
+    restarts, so every `up` makes sure they are there."""
+    import boto3
+
+    from opsgit.errors import UserError
+    from opsgit.repo.load import environment_names, load_environment
+
+    buckets = set()
+    for name in environment_names(ROOT):
+        try:
+            state = load_environment(ROOT, name).state
+        except UserError:
+            continue  # `opsgit validate` says what is wrong with it
+        if state.get("backend") == "s3":
+            buckets.add(str(state["bucket"]))
+    s3 = boto3.client("s3", endpoint_url=DEMO_ENV["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="dev", aws_secret_access_key="dev")
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for bucket in sorted(buckets - existing):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        print(f"state bucket: s3://{bucket} created in moto_server (the bootstrap a team does once by hand)")
 
 
 def dashboard() -> None:

@@ -18,9 +18,9 @@ def snapshot(build: Path) -> dict[str, bytes]:
 def test_render_writes_every_artefact_and_a_manifest(example: Path) -> None:
     result = run_opsgit("render", cwd=example)
     assert result.returncode == 0, result.stderr
-    assert "Rendered 3 role bundles, 4 environment graphs, 3 image templates into build/" in result.stdout
+    assert "Rendered 3 role bundles, 5 environment graphs, 3 image templates into build/" in result.stdout
     build = example / "build"
-    for env in ("dev", "staging", "prod", "cloud"):
+    for env in ("dev", "staging", "prod", "cloud", "global"):
         assert (build / "envs" / env / "graph.json").is_file()
     for role in ("binstore", "consul", "web"):
         assert (build / "images" / role / "packer.json").is_file()
@@ -56,7 +56,8 @@ def test_render_one_environment_keeps_the_rest_of_the_manifest(example: Path) ->
     blue = next(r for r in graph["resources"] if r["address"] == "module.binstore.aws_autoscaling_group.blue")
     assert blue["attributes"]["max_size"] == 3
     manifest = json.loads((example / "build/manifest.json").read_text())
-    assert {a["name"] for a in manifest["artefacts"] if a["kind"] == "graph"} == {"dev", "staging", "prod", "cloud"}
+    graphs = {a["name"] for a in manifest["artefacts"] if a["kind"] == "graph"}
+    assert graphs == {"dev", "staging", "prod", "cloud", "global"}
 
 
 def test_a_failed_render_leaves_the_previous_build_untouched(example: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_process import start_agent, start_moto
-from tests.conftest import copy_example, run_opsgit
+from tests.conftest import apply_global, copy_example, run_opsgit
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,7 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     env.update({"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                 "AWS_DEFAULT_REGION": "us-east-1", "CONSUL_HTTP_ADDR": agent.address})
     ops = copy_example(tmp_path_factory.mktemp("broken") / "ops")
+    apply_global(ops, env)  # dev reads its outputs
     done = opsgit(ops, env, "apply", "--env", "dev", "--auto-approve")
     assert done.returncode == 0, done.stderr
     module = ops / "modules/webapp/module.yaml"

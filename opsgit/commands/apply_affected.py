@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from opsgit.commands.apply_env import Applied
     from opsgit.locks import Held
+    from opsgit.workspace import Workspace
 
 
 def apply_affected(base: str | None, *, auto_approve: bool = False, parallelism: int = 10, lock_timeout: float = 0.0,
@@ -55,13 +56,21 @@ def apply_affected(base: str | None, *, auto_approve: bool = False, parallelism:
     order = graph.order(wanted)
     output.say(f"Applying {output.plural(len(order), 'environment')} in order: {' -> '.join(order)}")
     applied: dict[str, Applied] = {}
+    workspaces: dict[str, Workspace] = {}
+    broken: dict[str, UserError] = {}  # an env.yaml that does not load: its own failure, not the run's
+    for env in order:
+        try:
+            workspaces[env] = open_workspace(env, root)
+        except UserError as error:
+            broken[env] = error
     with contextlib.ExitStack() as stack:
-        workspaces = {env: open_workspace(env, root) for env in order}
         held: dict[str, Held] = {}
-        for env in sorted(order):  # one fixed order for every run: no two runs wait on each other in a circle
+        for env in sorted(workspaces):  # one fixed order for every run: no two runs wait on each other in a circle
             held[env] = stack.enter_context(hold(workspaces[env].lock, env, "apply", lock_timeout))
 
         def one(env: str) -> bool:
+            if env in broken:
+                raise broken[env]
             output.say(f"\n── {env} ──")
             applied[env] = apply_held(workspaces[env], held[env], auto_approve=True, parallelism=parallelism,
                                       status=status, sha=sha)

@@ -191,23 +191,14 @@ class EnvironmentGraph:
         return lines
 
 
-def environment_graph(root: Path, names: Collection[str] | None = None) -> EnvironmentGraph:
-    """The graph of every environment (env.yaml files only), checked; with `names`, of those and
-    everything upstream of them (all that planning them needs)."""
-    from opsgit.repo.load import environment_names, load_environment
+def environment_graph(root: Path) -> EnvironmentGraph:
+    """The graph of every environment of the working tree, checked. Read from the env.yaml files
+    parsed, not loaded: one environment's unrelated mistake (an unknown module) does not stop the
+    others from being ordered; loading that one says what is wrong."""
+    from opsgit.repo.load import environment_names
 
-    every = tuple(environment_names(root))
-    loaded: dict[str, Environment] = {}
-    pending = list(every if names is None else names)
-    while pending:
-        name = pending.pop()
-        if name in loaded or name not in every:
-            continue
-        loaded[name] = load_environment(root, name)
-        pending.extend(r.upstream for r in reads_of(loaded[name]))
-    graph = EnvironmentGraph(every, tuple(r for env in sorted(loaded) for r in reads_of(loaded[env])))
-    graph.check()
-    return graph
+    return graph_of_texts({name: (root / "environments" / name / "env.yaml").read_text(encoding="utf-8")
+                           for name in environment_names(root)})
 
 
 @dataclass(frozen=True)

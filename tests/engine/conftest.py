@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_process import AgentProcess, MotoProcess, start_agent, start_moto
-from tests.conftest import copy_example
+from tests.conftest import apply_global, copy_example
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +43,10 @@ def fresh_moto(moto: MotoProcess) -> MotoProcess:
 @pytest.fixture
 def ops(tmp_path: Path) -> Path:
     return copy_example(tmp_path / "ops")
+
+
+@pytest.fixture
+def global_applied(ops: Path, dev_env: dict[str, str], fresh_moto: MotoProcess) -> Path:
+    """The example with `global` applied on a fresh moto: dev reads its outputs."""
+    apply_global(ops, dev_env)
+    return ops

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.agent_process import AgentProcess, MotoProcess, start_moto
-from tests.conftest import run_opsgit, start_opsgit
+from tests.conftest import run_opsgit, start_opsgit, without_global
 
 
 def opsgit(ops: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -31,7 +31,7 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def test_apply_dev_then_plan_is_empty(ops: Path, dev_env: dict[str, str], fresh_moto: MotoProcess,
+def test_apply_dev_then_plan_is_empty(global_applied: Path, ops: Path, dev_env: dict[str, str], fresh_moto: MotoProcess,
                                       consul_agent: AgentProcess) -> None:
     applied = opsgit(ops, dev_env, "apply", "--env", "dev", "--auto-approve")
     assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -58,7 +58,8 @@ def test_apply_dev_then_plan_is_empty(ops: Path, dev_env: dict[str, str], fresh_
         "No changes." in reapply.stdout
 
 
-def test_blue_green_and_force_new_and_drift(ops: Path, dev_env: dict[str, str], fresh_moto: MotoProcess) -> None:
+def test_blue_green_and_force_new_and_drift(global_applied: Path, ops: Path, dev_env: dict[str, str],
+                                            fresh_moto: MotoProcess) -> None:
     assert opsgit(ops, dev_env, "apply", "--env", "dev", "--auto-approve").returncode == 0
     env_file = ops / "environments/dev/env.yaml"
     edit(env_file, "nodes_blue: 1", "nodes_blue: 2")
@@ -90,7 +91,7 @@ def test_blue_green_and_force_new_and_drift(ops: Path, dev_env: dict[str, str], 
     assert "~ min_size             = 0 -> 2" in restore and "Plan: 0 to add, 1 to change, 0 to destroy." in restore
 
 
-def test_saved_plan_is_refused_once_the_state_moved_on(ops: Path, dev_env: dict[str, str],
+def test_saved_plan_is_refused_once_the_state_moved_on(global_applied: Path, ops: Path, dev_env: dict[str, str],
                                                         fresh_moto: MotoProcess) -> None:
     assert opsgit(ops, dev_env, "plan", "--env", "dev", "--out", "first.json").returncode == 0
     assert opsgit(ops, dev_env, "apply", "--env", "dev", "first.json").returncode == 0
@@ -106,6 +107,7 @@ def test_saved_plan_is_refused_once_the_state_moved_on(ops: Path, dev_env: dict[
 def test_provider_errors_name_the_address_and_keep_the_state_consistent(ops: Path, tmp_path: Path,
                                                                         dev_env: dict[str, str]) -> None:
     strict = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})  # moto refuses unknown credentials
+    without_global(ops)  # its state could not be read there either
     try:
         env = {**dev_env, "AWS_ENDPOINT_URL": strict.url}
         failed = opsgit(ops, env, "apply", "--env", "dev", "--auto-approve")
@@ -122,7 +124,7 @@ def test_provider_errors_name_the_address_and_keep_the_state_consistent(ops: Pat
 
 @pytest.mark.slow  # kill trials against moto: `make test-slow`
 @pytest.mark.parametrize("delay", [0.5, 1.2, 2.0])
-def test_sigkill_during_apply_resumes_without_duplicates(ops: Path, dev_env: dict[str, str],
+def test_sigkill_during_apply_resumes_without_duplicates(global_applied: Path, ops: Path, dev_env: dict[str, str],
                                                          fresh_moto: MotoProcess, delay: float) -> None:
     import signal
     import time
@@ -145,7 +147,8 @@ def test_sigkill_during_apply_resumes_without_duplicates(ops: Path, dev_env: dic
                ["LaunchConfigurations"]) == 2
 
 
-def test_dev_with_the_s3_state_backend(ops: Path, dev_env: dict[str, str], fresh_moto: MotoProcess) -> None:
+def test_dev_with_the_s3_state_backend(global_applied: Path, ops: Path, dev_env: dict[str, str],
+                                       fresh_moto: MotoProcess) -> None:
     s3 = client(dev_env, "s3")
     s3.create_bucket(Bucket="ops-state")  # type: ignore[attr-defined]
     s3.put_bucket_versioning(Bucket="ops-state", VersioningConfiguration={"Status": "Enabled"})  # type: ignore[attr-defined]
@@ -158,7 +161,8 @@ def test_dev_with_the_s3_state_backend(ops: Path, dev_env: dict[str, str], fresh
 
 
 @pytest.mark.skipif(shutil.which("packer") is None, reason="packer is installed by `make test`")
-def test_a_promoted_image_moves_only_the_green_launch_configuration(ops: Path, dev_env: dict[str, str],
+def test_a_promoted_image_moves_only_the_green_launch_configuration(global_applied: Path, ops: Path,
+                                                                   dev_env: dict[str, str],
                                                                    fresh_moto: MotoProcess) -> None:
     applied = opsgit(ops, dev_env, "apply", "--env", "dev", "--auto-approve")
     assert applied.returncode == 0, applied.stdout + applied.stderr

@@ -43,7 +43,8 @@ def failed(report: dict[str, object]) -> set[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_checkov_reads_every_resource_of_each_example_plan(ops: Path, dev_env: dict[str, str], env: str) -> None:
+def test_checkov_reads_every_resource_of_each_example_plan(global_applied: Path, ops: Path, dev_env: dict[str, str],
+                                                           env: str) -> None:
     planned = run_opsgit("plan", "--env", env, "--json", "--policy", "false", cwd=ops, env=dev_env, timeout=300)
     assert planned.returncode == 0, planned.stderr
     document = json.loads(planned.stdout)
@@ -61,7 +62,7 @@ def test_checkov_reads_every_resource_of_each_example_plan(ops: Path, dev_env: d
 
 
 def test_the_custom_check_fails_the_plan_then_status_apply_and_override(
-        ops: Path, dev_env: dict[str, str], github: object) -> None:
+        global_applied: Path, ops: Path, dev_env: dict[str, str], github: object) -> None:
     module = ops / "modules/binstore/module.yaml"
     module.write_text("\n".join(line for line in module.read_text().splitlines() if "key: Environment" not in line))
     env = {**dev_env, **POLICY_ON, **github_env(github)}  # type: ignore[arg-type]

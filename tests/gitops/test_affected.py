@@ -108,7 +108,7 @@ def test_a_template_a_module_reaches_through_another_template(repo: Path) -> Non
         write_tree(root, {"templates/names.j2": '{% import "suffix.j2" as s %}{% macro zone(n) %}{{ n }}.{{ s.tld() }}'
                           '{% endmacro %}', "templates/suffix.j2": "{% macro tld() %}internal{% endmacro %}"})
         replace(root / "modules/network/module.yaml", "resources:\n", '{% import "names.j2" as names %}\nresources:\n')
-        replace(root / "modules/network/module.yaml", 'name: "{{ var.name }}.ops.internal"',
+        replace(root / "modules/network/module.yaml", 'name: "{{ var.name }}.{{ var.domain }}"',
                 'name: "{{ names.zone(var.name) }}"')
     on_main(repo, imports)
     commit(repo, lambda r: write_tree(r, {"templates/suffix.j2": "{% macro tld() %}corp{% endmacro %}"}))
@@ -239,7 +239,7 @@ def test_policy_changes_affect_the_environments_whose_verdict_can_change(repo: P
     assert impacts(repo)["environments"] == {("dev", "plan")}
     commit(repo, lambda r: replace(r / "policies/autoscaling_environment_tag.py", '"Environment" in keys',
                                    '"Environment" in keys and "Name" in keys'))
-    assert impacts(repo)["environments"] == {(e, "plan") for e in ("cloud", "dev", "prod", "staging")}
+    assert impacts(repo)["environments"] == {(e, "plan") for e in ("cloud", "dev", "global", "prod", "staging")}
 
 
 def test_a_comment_in_the_policy_table_affects_nothing(repo: Path) -> None:

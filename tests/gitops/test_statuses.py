@@ -361,9 +361,10 @@ def test_a_dirty_tree_with_status_exits_1_and_posts_nothing(repo: Path, github: 
     assert listed.returncode == 0 and "warning: uncommitted changes in environments/a/env.yaml" in listed.stderr
 
 
-def workflow_command(job: str, env: str) -> list[str]:
-    """The opsgit command a job of the shipped workflow runs for a matrix entry `{env, action: plan}`,
-    read from `.github/workflows/opsgit.yml` itself so that the test runs what a team ships."""
+def workflow_command(job: str, env: str = "", before: str = "") -> list[str]:
+    """The opsgit command a job of the shipped workflow runs (for a matrix entry `{env, action:
+    plan}`; on a push whose previous head is `before`), read from `.github/workflows/opsgit.yml`
+    itself so that the test runs what a team ships."""
     import shlex
 
     import yaml
@@ -372,8 +373,9 @@ def workflow_command(job: str, env: str) -> list[str]:
 
     workflow = yaml.safe_load((REPO_ROOT / ".github/workflows/opsgit.yml").read_text())
     [run] = [step["run"] for step in workflow["jobs"][job]["steps"]
-             if step.get("if") == "matrix.action == 'plan'" and "run" in step]
-    words = shlex.split(run.replace("${{ matrix.env }}", env))
+             if step.get("if", "matrix.action == 'plan'") == "matrix.action == 'plan'"
+             and step.get("run", "").startswith("opsgit ")]
+    words = shlex.split(run.replace("${{ matrix.env }}", env).replace("${{ github.event.before }}", before))
     assert words[0] == "opsgit", run
     return words[1:]
 
@@ -402,14 +404,17 @@ def test_a_pull_request_as_github_actions_runs_it(repo: Path, github: GitHub) ->
     assert "https://github.test/org/ops/actions/runs/99" in body
 
     git(repo, "checkout", "-q", "main")
+    before = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "merge", "-q", "--no-ff", "-m", "merge", "pr")
     merged = git(repo, "rev-parse", "HEAD").strip()
     github.commits.add(merged)
     push = actions_env(repo, github, None, merged)
-    applied = run_opsgit(*workflow_command("apply", "a"), cwd=repo, env=push)
-    assert applied.returncode == 0, applied.stderr
-    assert [(s["sha"], s["state"]) for s in github.statuses if s["context"] == "opsgit/apply: a"] == [
-        (merged, "pending"), (merged, "success")]
+    applied = run_opsgit(*workflow_command("apply", before=before), cwd=repo, env=push)
+    assert applied.returncode == 1  # c, broken by the pull request, fails; a and b apply
+    assert "  c                    FAILED: environments/c/env.yaml:3: unknown module 'ap'" in applied.stdout
+    for name in ("a", "b"):
+        assert [(s["sha"], s["state"]) for s in github.statuses if s["context"] == f"opsgit/apply: {name}"] == [
+            (merged, "pending"), (merged, "success")]
 
 
 def test_thirty_environments_fit_one_comment_each_summary_present(tmp_path: Path, github: GitHub) -> None:

@@ -14,9 +14,9 @@ from tests.conftest import REPO_ROOT
 
 def test_example_loads_into_values() -> None:
     repo = load_repo(REPO_ROOT)
-    assert sorted(repo.environments) == ["cloud", "dev", "prod", "staging"]
+    assert sorted(repo.environments) == ["cloud", "dev", "global", "prod", "staging"]
     assert sorted(repo.roles) == ["binstore", "consul", "web"]
-    assert sorted(repo.modules) == ["binstore", "edge", "network", "redis", "vpc", "webapp"]
+    assert sorted(repo.modules) == ["binstore", "edge", "network", "redis", "shared", "vpc", "webapp"]
     dev = repo.environments["dev"]
     assert [m.name for m in dev.modules] == ["network", "redis", "binstore", "web-east", "web-west"]
     assert dev.images["binstore"] == "ami-12c6146b"

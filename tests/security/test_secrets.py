@@ -13,7 +13,7 @@ import pytest
 
 from opsgit.secrets import MASK, Redactor
 from tests.agent_process import AgentProcess, MotoProcess, start_agent, start_moto
-from tests.conftest import copy_example, run_opsgit, write_tree
+from tests.conftest import apply_global, copy_example, run_opsgit, write_tree
 from tests.gitops.test_affected import git
 from tests.gitops.test_statuses import TOKEN, GitHub
 
@@ -88,6 +88,7 @@ def test_a_full_demo_run_shows_no_secret_in_any_output_file_or_request(
                 "AWS_DEFAULT_REGION": "us-east-1", "CONSUL_HTTP_ADDR": agent.address,
                 "CONSUL_HTTP_TOKEN": CONSUL_TOKEN, "GITHUB_TOKEN": TOKEN, "HC_ROLE": "binstore",
                 "GITHUB_API_URL": f"http://127.0.0.1:{github.server_address[1]}", "GITHUB_REPOSITORY": "org/ops"})
+    apply_global(root, env)  # dev reads its outputs
     outputs = []
     try:
         for args in (["validate"], ["render"], ["plan", "--env", "dev"], ["plan", "--env", "dev", "--json"],
