@@ -61,7 +61,7 @@ def apply_held(workspace: Workspace, held: Held, plan_file: Path | None = None, 
             if chosen.input_hash != input_hash(workspace.graph, workspace.backend_settings):
                 raise StalePlan("the configuration changed since the plan was made",
                                 hint=f"run `opsgit plan --env {env}` again")
-            refuse_unapplied(env, chosen.upstreams)
+            refuse_unapplied(env, chosen.upstreams, _read_at(workspace))
             refuse_moved(env, chosen.upstreams, workspace.upstreams())
         else:
             chosen = check_policy(workspace, workspace.plan(parallelism=parallelism), policy)
@@ -71,7 +71,7 @@ def apply_held(workspace: Workspace, held: Held, plan_file: Path | None = None, 
             if not chosen.has_changes:
                 run.finish("no_changes", summary=chosen.summary_line())
                 return Applied(0, (), run.number)
-            refuse_unapplied(env, chosen.upstreams)
+            refuse_unapplied(env, chosen.upstreams, _read_at(workspace))
             if not auto_approve and not _approved(env, workspace):
                 output.say("Apply cancelled.")
                 run.finish("discarded", summary="Apply cancelled.")
@@ -89,6 +89,16 @@ def apply_held(workspace: Workspace, held: Held, plan_file: Path | None = None, 
                       "url": reporter.poster.target.target_url}
             run.note(status=posted)
             return _run(workspace, chosen, parallelism, held, run, override_policy, results, {"status": posted})
+
+
+def _read_at(workspace: Workspace) -> dict[str, tuple[str, int | None]]:
+    """Where env.yaml first reads each upstream environment: the file and line of a refusal."""
+    from opsgit.gitops.environments import reads_of
+
+    found: dict[str, tuple[str, int | None]] = {}
+    for read in sorted(reads_of(workspace.environment), key=lambda r: r.line or 0):
+        found.setdefault(read.upstream, (read.file, read.line))
+    return found
 
 
 def _approved(env: str, workspace: Workspace) -> bool:

@@ -102,16 +102,20 @@ def reads_sensitive(value: Any, upstreams: Mapping[str, Upstream]) -> bool:
     return False
 
 
-def refuse_unapplied(env: str, upstreams: Mapping[str, Upstream]) -> None:
-    """Apply needs every value it reads: refuse while an upstream has not produced them."""
+def refuse_unapplied(env: str, upstreams: Mapping[str, Upstream],
+                     where: Mapping[str, tuple[str, int | None]] | None = None) -> None:
+    """Apply needs every value it reads: refuse while an upstream has not produced them. `where`:
+    upstream -> the file and line of the first read of it, for the message."""
     for upstream in upstreams.values():
+        file, line = (where or {}).get(upstream.env, (None, None))
         if not upstream.applied:
             raise UserError(f"{env} reads outputs of environment {upstream.env!r}, which has not been applied",
+                            file=file, line=line,
                             hint=f"apply {upstream.env} first with `opsgit apply --env {upstream.env}`, or both "
                                  "in order with `opsgit apply --affected`")
         if upstream.missing:
             raise UserError(f"{env} reads output {upstream.missing[0]!r} of environment {upstream.env!r}, which "
-                            "its state does not have yet",
+                            "its state does not have yet", file=file, line=line,
                             hint=f"apply {upstream.env} (its env.yaml declares it), then plan {env} again")
 
 

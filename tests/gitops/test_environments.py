@@ -85,7 +85,8 @@ def test_values_are_known_after_apply_of_the_upstream_and_apply_waits_for_it(tmp
     assert "value = (known after apply)" in planned.stdout
     refused = run_opsgit("apply", "--env", "dev", "build/plans/dev.plan.json", cwd=root)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert "dev reads outputs of environment 'global', which has not been applied" in refused.stderr
+    assert refused.stderr.startswith("error: environments/dev/env.yaml:5: dev reads outputs of environment 'global', "
+                                     "which has not been applied")
     assert not (root / ".opsgit/state/dev.json").exists()
     assert run_opsgit("apply", "--env", "dev", "--auto-approve", cwd=root).returncode == 1
 

@@ -454,3 +454,26 @@ def test_plan_status_is_plan_plus_statuses_every_flag_kept(repo: Path, github: G
     assert [s["state"] for s in github.statuses] == ["pending", "success"]
     destroy = run_opsgit("plan", "--env", "a", "--status", "--destroy", "--refresh", "false", cwd=repo, env=env)
     assert destroy.returncode == 0 and "No changes." in destroy.stdout, destroy.stdout + destroy.stderr
+
+
+def test_plan_dependents_posts_their_plan_statuses_on_the_merged_commit(tmp_path: Path, github: GitHub) -> None:
+    """The merge job's `apply --status --plan-dependents`: `opsgit/apply: global`, then
+    `opsgit/plan: <env>` for exactly the environments that read the output the apply changed."""
+    from tests.gitops.test_environments import make_repo, reader
+
+    root = make_repo(tmp_path, {"names": reader("zone_name"), "ids": reader("zone_id")})
+    for env in ("global", "names", "ids"):
+        assert run_opsgit("apply", "--env", env, "--auto-approve", cwd=root).returncode == 0
+    env_file = root / "environments/global/env.yaml"
+    env_file.write_text(env_file.read_text().replace("zone_name: ops.internal", "zone_name: ops.example"))
+    git(root, "commit", "-qam", "rename the zone")
+    merged = git(root, "rev-parse", "HEAD").strip()
+    github.commits, github.fail_next = {merged}, 0
+    result = run_opsgit("apply", "--env", "global", "--auto-approve", "--status", "--plan-dependents", cwd=root,
+                        env=actions_env(root, github, None, merged))
+    assert result.returncode == 0, result.stdout + result.stderr
+    posted = [(s["context"], s["state"]) for s in github.statuses]
+    assert posted == [("opsgit/apply: global", "pending"), ("opsgit/apply: global", "success"),
+                      ("opsgit/plan: names", "pending"), ("opsgit/plan: names", "success")]
+    assert {s["sha"] for s in github.statuses} == {merged}
+    assert "Plan: 1 to add, 0 to change, 1 to destroy." in github.statuses[-1]["description"]
