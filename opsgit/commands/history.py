@@ -37,9 +37,11 @@ def history(env: str | None = None, *, as_json: bool = False, run: int | None = 
         commit = (entry.get("commit") or "")[:10]
         where = entry.get("pull_request") or commit
         number = f"#{entry['run']}" if entry.get("run") else ""
+        cause = entry.get("triggered_by") or {}
+        after = f" (after {cause.get('env')} #{cause.get('run')})" if cause else ""
         output.say(f"{entry['at']}  {entry['env']:<12} {number:>5} {entry['kind']:<6} {entry['result']:<8} "
                    f"{entry.get('who') or '?':<10} {where:<14} {entry.get('duration_seconds', 0):>7.1f}s  "
-                   f"{entry['summary']}")
+                   f"{entry['summary']}{after}")
     return 0
 
 
@@ -76,6 +78,10 @@ def run_heading(run: dict[str, Any]) -> str:
     status = str(run.get("status", "")).replace("_", " ").upper()
     lines = [f"Run #{run['number']} of {run['env']}: {run.get('kind')} {status}, by {trigger.get('who') or '?'} "
              f"{source}{where}{commit}{took}", f"Started {run.get('started_at')}"]
+    cause = run.get("triggered_by") or {}
+    if cause:
+        lines.append(f"Planned because run #{cause.get('run')} of {cause.get('env')} changed "
+                     f"{', '.join(cause.get('outputs') or []) or 'its outputs'}, which {run['env']} reads")
     if run.get("summary"):
         lines.append(str(run["summary"]))
     progress = run.get("progress")

@@ -191,6 +191,10 @@ def test_dependents_are_listed_after_their_upstream_and_planned_exactly_when_a_r
     assert hashes[-1]["output_hashes"]["zone_id"] == hashes[0]["output_hashes"]["zone_id"]
     runs = ok(run_opsgit("history", "--env", "names", "--run", "2", "--json", cwd=root))
     assert json.loads(runs.stdout)["triggered_by"] == {"env": "global", "run": 2, "outputs": ["zone_name"]}
+    shown = ok(run_opsgit("history", "--env", "names", "--run", "2", cwd=root)).stdout.splitlines()
+    assert shown[2] == "Planned because run #2 of global changed zone_name, which names reads"
+    listing = ok(run_opsgit("history", "--env", "names", cwd=root)).stdout.splitlines()
+    assert listing[-1].endswith("Plan: 1 to add, 0 to change, 1 to destroy. (after global #2)")
     plan = json.loads((root / "build/plans/names.plan.json").read_text())
     assert plan["upstreams"]["global"]["values"] == {"zone_name": "ops.example"}
     assert not (root / "build/plans/ids.plan.json").exists()

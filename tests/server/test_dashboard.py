@@ -233,3 +233,23 @@ def test_every_value_shown_is_masked_and_alerts_are_listed(tmp_path: Path, agent
             assert "Critical node node-10-0-4-34 in dc1: serfHealth (critical)" in client.get("/alerts").text
     finally:
         server.stop()
+
+
+def test_a_dependents_plan_names_the_upstream_run_that_caused_it(tmp_path: Path, agent: AgentProcess) -> None:
+    from tests.gitops.test_environments import git, make_repo, reader
+
+    root = make_repo(tmp_path, {"names": reader("zone_name")})
+    for env in ("global", "names"):
+        assert run_opsgit("apply", "--env", env, "--auto-approve", cwd=root).returncode == 0
+    env_file = root / "environments/global/env.yaml"
+    env_file.write_text(env_file.read_text().replace("zone_name: ops.internal", "zone_name: ops.example"))
+    git(root, "commit", "-qam", "rename the zone")
+    assert run_opsgit("apply", "--env", "global", "--auto-approve", "--plan-dependents", cwd=root).returncode == 0
+    server = start_server(root, agent)
+    try:
+        with server.client() as client:
+            page = client.get("/environments/names/runs/2").text
+            assert ('<a href="/environments/global/runs/2">run #2 of global</a> changed zone_name, which names reads'
+                    in page)
+    finally:
+        server.stop()
