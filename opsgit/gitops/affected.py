@@ -23,8 +23,8 @@ from pathlib import Path
 
 from opsgit.config import load_settings
 from opsgit.errors import UserError
-from opsgit.gitops.diff import Change, changed_files, content_id, export_tree, list_files, read_files
-from opsgit.gitops.environments import graph_of_texts
+from opsgit.gitops.diff import Change, changed_files, content_id, export_tree, files_containing, list_files, read_files
+from opsgit.gitops.environments import MARK, EnvironmentGraph, graph_of_texts
 from opsgit.render.artefacts import Renderer, stable_json
 from opsgit.render.build import Draft
 from opsgit.render.finish import same_rendering
@@ -393,7 +393,7 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
         env_reasons.setdefault(env, set()).update(reasons)
     for role, reasons in more_roles.items():
         role_reasons.setdefault(role, set()).update(reasons)
-    order = graph_of_texts(_env_texts(root, change.head, head_files))
+    order = _environment_graph(root, change.head, head_files)
     # a dependent renders against the outputs its upstream's env.yaml declares: one removed or
     # renamed there changes whether the dependent renders at all
     for path in change.paths:
@@ -401,7 +401,7 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
         if len(parts) == 3 and parts[0] == "environments" and parts[2] == "env.yaml" and parts[1] in order.names:
             for dependent in order.dependents(parts[1]):
                 env_reasons.setdefault(dependent, set()).add(path)
-    base_order = graph_of_texts(_env_texts(root, change.base, base_files))
+    base_order = _environment_graph(root, change.base, base_files)
     upstreams = {f"environments/{u}/env.yaml" for e in env_reasons for g in (order, base_order)
                  if e in g.names for u in g.upstreams(e)}
     needed = [*SHARED, *(f"environments/{e}" for e in sorted(env_reasons)),
@@ -445,7 +445,11 @@ def affected(root: Path, base: str, head: str = "HEAD") -> Affected:
                     tuple(configs), known is not None, dependents)
 
 
-def _env_texts(root: Path, commit: str, files: list[str]) -> dict[str, str]:
-    """Every env.yaml of `commit`, by environment name."""
-    contents = read_files(root, commit, sorted(f for f in files if ENV_FILE.fullmatch(f)))
-    return {path.split("/")[1]: data.decode("utf-8", "replace") for path, data in contents.items()}
+def _environment_graph(root: Path, commit: str, files: list[str]) -> EnvironmentGraph:
+    """Which environment reads which at `commit`: only the env.yaml files that mention another
+    environment's outputs are read (git finds them), so a monorepo where few do pays little."""
+    names = [f.split("/")[1] for f in files if ENV_FILE.fullmatch(f)]
+    readers = [f for f in files_containing(root, commit, MARK, "environments/*/env.yaml") if ENV_FILE.fullmatch(f)]
+    contents = read_files(root, commit, readers)
+    return graph_of_texts({path.split("/")[1]: data.decode("utf-8", "replace") for path, data in contents.items()},
+                          names)

@@ -107,6 +107,17 @@ def list_files(root: Path, commit: str, paths: Iterable[str]) -> list[str]:
     return [name for name in output.decode("utf-8", "replace").split("\0") if name]
 
 
+def files_containing(root: Path, commit: str, text: str, pathspec: str) -> list[str]:
+    """The files of `commit` matching `pathspec` whose content has `text` (one `git grep`)."""
+    result = subprocess.run(["git", "grep", "-l", "-z", "-F", "-e", text, commit, "--", pathspec], cwd=root,
+                            capture_output=True, check=False)
+    if result.returncode not in (0, 1):  # 1: no file has it
+        raise UserError(f"git grep failed: {result.stderr.decode(errors='replace').strip()[:200]}")
+    prefix = f"{commit}:"
+    return [name[len(prefix):] if name.startswith(prefix) else name
+            for name in result.stdout.decode("utf-8", "replace").split("\0") if name]
+
+
 def read_files(root: Path, commit: str, paths: Iterable[str]) -> dict[str, bytes]:
     """The contents of several files of `commit`, through one `git cat-file --batch`."""
     wanted = list(paths)

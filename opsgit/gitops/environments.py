@@ -65,14 +65,20 @@ def reads_in(env: str, file: str, text: str, values: Iterable[Any]) -> tuple[Rea
     return tuple(sorted(found.values(), key=lambda r: (r.upstream, r.output)))
 
 
-def graph_of_texts(texts: Mapping[str, str]) -> EnvironmentGraph:
+MARK = "${" + refs.UPSTREAM + "."  # what every read contains: a text without it reads nothing
+
+
+def graph_of_texts(texts: Mapping[str, str], names: Iterable[str] | None = None) -> EnvironmentGraph:
     """The graph from env.yaml texts (name -> text) of some commit, parsed but not loaded: what
     affected detection has of the commits it compares. A text that does not parse reads nothing
-    here (loading it says what is wrong)."""
+    here (loading it says what is wrong). `names`: every environment, when `texts` holds only
+    those that may read another (the others need not be read at all)."""
     from opsgit.repo import yamlio
 
     reads: list[Read] = []
     for name, text in sorted(texts.items()):
+        if MARK not in text:
+            continue
         file = f"environments/{name}/env.yaml"
         try:
             data = yamlio.parse(text, file)
@@ -85,7 +91,7 @@ def graph_of_texts(texts: Mapping[str, str]) -> EnvironmentGraph:
                   if isinstance(spec, dict)]
         values += [data.get("outputs"), data.get("variables")]
         reads.extend(reads_in(name, file, text, [v for v in values if v]))
-    graph = EnvironmentGraph(tuple(sorted(texts)), tuple(reads))
+    graph = EnvironmentGraph(tuple(sorted(set(texts) | set(names or ()))), tuple(reads))
     graph.check()
     return graph
 
@@ -197,8 +203,9 @@ def environment_graph(root: Path) -> EnvironmentGraph:
     others from being ordered; loading that one says what is wrong."""
     from opsgit.repo.load import environment_names
 
-    return graph_of_texts({name: (root / "environments" / name / "env.yaml").read_text(encoding="utf-8")
-                           for name in environment_names(root)})
+    names = environment_names(root)
+    texts = {name: (root / "environments" / name / "env.yaml").read_text(encoding="utf-8") for name in names}
+    return graph_of_texts({name: text for name, text in texts.items() if MARK in text}, names)
 
 
 @dataclass(frozen=True)
