@@ -89,7 +89,9 @@ def lock_held(root: Path, env: dict[str, str]) -> bool:
 def test_five_concurrent_applies_one_applies_and_every_loser_names_the_holder(
         backend: str, tmp_path: Path, services: tuple[AgentProcess, MotoProcess]) -> None:
     env = environment(services)
-    root = repo(tmp_path, backend, services[1], SLOW.format(duration="4s", steps=2))
+    # the winner holds the lock for 8 s: under a loaded machine's start-up times (one took over 4 s
+    # once) every loser still meets it held
+    root = repo(tmp_path, backend, services[1], SLOW.format(duration="8s", steps=2))
     runs = [opsgit(root, env, "apply", "--env", "t", "--auto-approve") for _ in range(5)]
     results = [finish(run) for run in runs]
     winners = [r for r in results if r[0] == 0]
