@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from opsgit.commands.apply_env import Applied
+    from opsgit.gitops.environments import EnvironmentGraph
     from opsgit.locks import Held
     from opsgit.workspace import Workspace
 
@@ -90,8 +91,8 @@ def apply_affected(base: str | None, *, auto_approve: bool = False, parallelism:
             if env in applied and applied[env].code == 0:
                 readers = [r for r in graph.readers_of(env, applied[env].changed_outputs) if r not in order]
                 if readers:
-                    code = max(code, plan_dependents_of(root, env, applied[env], readers, status=status, sha=sha,
-                                                        parallelism=parallelism, lock_timeout=lock_timeout))
+                    code = max(code, plan_dependents_of(root, graph, env, applied[env], readers, status=status,
+                                                        sha=sha, parallelism=parallelism, lock_timeout=lock_timeout))
     return code
 
 
@@ -101,23 +102,23 @@ def plan_dependents(root: Path, upstream: str, applied: Applied, *, status: bool
     from opsgit import output
     from opsgit.gitops.environments import environment_graph
 
-    readers = environment_graph(root).readers_of(upstream, applied.changed_outputs)
+    graph = environment_graph(root)
+    readers = graph.readers_of(upstream, applied.changed_outputs)
     if not readers:
         output.say(f"\nNo environment reads an output that this apply of {upstream} changed: nothing to plan.")
         return 0
-    return plan_dependents_of(root, upstream, applied, readers, status=status, sha=sha, parallelism=parallelism,
-                              lock_timeout=lock_timeout)
+    return plan_dependents_of(root, graph, upstream, applied, readers, status=status, sha=sha,
+                              parallelism=parallelism, lock_timeout=lock_timeout)
 
 
-def plan_dependents_of(root: Path, upstream: str, applied: Applied, readers: list[str], *, status: bool,
-                       sha: str | None, parallelism: int, lock_timeout: float) -> int:
+def plan_dependents_of(root: Path, graph: EnvironmentGraph, upstream: str, applied: Applied, readers: list[str], *,
+                       status: bool, sha: str | None, parallelism: int, lock_timeout: float) -> int:
+    """Plan `readers` of `upstream` (in order), applying those that say auto_apply: true."""
     from opsgit import output
     from opsgit.commands.apply_env import apply_one
     from opsgit.commands.plan import plan
-    from opsgit.gitops.environments import environment_graph
     from opsgit.workspace import open_workspace
 
-    graph = environment_graph(root)
     code = 0
     for env in graph.order(readers):
         read = sorted(set(graph.outputs_read(env, upstream)) & set(applied.changed_outputs))

@@ -93,7 +93,7 @@ def apply_held(workspace: Workspace, held: Held, plan_file: Path | None = None, 
 
 def _read_at(workspace: Workspace) -> dict[str, tuple[str, int | None]]:
     """Where env.yaml first reads each upstream environment: the file and line of a refusal."""
-    from opsgit.gitops.environments import reads_of
+    from opsgit.repo.reads import reads_of
 
     found: dict[str, tuple[str, int | None]] = {}
     for read in sorted(reads_of(workspace.environment), key=lambda r: r.line or 0):

@@ -9,6 +9,7 @@ once the state has moved on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import time
@@ -242,8 +243,12 @@ class Planner:
 
     def _lookup(self, values: Mapping[str, Any]) -> Any:
         """Reference lookup in `values` (planned or current), then in the upstreams' outputs."""
-        entries = lookup_entries(self.upstreams)
+        entries = self._upstream_entries
         return lambda address: values[address] if address in values else entries.get(address)
+
+    @functools.cached_property
+    def _upstream_entries(self) -> dict[str, Any]:
+        return lookup_entries(self.upstreams)
 
     def resource_type(self, provider: str, type_name: str, source: str = "") -> ResourceType | PlanningType:
         found = self.providers.get(provider)

@@ -24,7 +24,7 @@ from pathlib import Path
 from opsgit.config import load_settings
 from opsgit.errors import UserError
 from opsgit.gitops.diff import Change, changed_files, content_id, export_tree, files_containing, list_files, read_files
-from opsgit.gitops.environments import MARK, EnvironmentGraph, graph_of_texts
+from opsgit.gitops.environments import EnvironmentGraph, graph_of_texts
 from opsgit.render.artefacts import Renderer, stable_json
 from opsgit.render.build import Draft
 from opsgit.render.finish import same_rendering
@@ -32,6 +32,7 @@ from opsgit.render.graph import EnvironmentRenderer
 from opsgit.render.memo import InstanceMemo
 from opsgit.render.pipeline import read_manifest, renderers
 from opsgit.repo import Repo, load_repo, yamlio
+from opsgit.repo.reads import MARK
 
 SOURCE = re.compile(r"""source:\s*["']?([A-Za-z0-9_-]+)""")
 TEMPLATE_STATEMENT = re.compile(r"\{%-?\s*(include|import|from|extends)\b")

@@ -13,59 +13,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from opsgit.errors import ConfigError, CycleError, UserError
-from opsgit.graph import refs
 from opsgit.graph.dot import quote
+from opsgit.repo.reads import MARK, Read, reads_in
 from opsgit.repo.schema import suggest
-from opsgit.repo.values import Environment
-
-
-@dataclass(frozen=True)
-class Read:
-    """`env` reads `output` of `upstream`, written at file:line."""
-
-    env: str
-    upstream: str
-    output: str
-    file: str
-    line: int | None
-
-    @property
-    def where(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
-
-
-def reads_of(environment: Environment) -> tuple[Read, ...]:
-    """Every other environment's output that `environment`'s env.yaml reads, once each."""
-    values = [dict(instance.inputs) for instance in environment.modules]
-    values += [dict(environment.outputs), dict(environment.variables)]
-    return reads_in(environment.name, environment.file, environment.origin.text, values)
-
-
-def reads_in(env: str, file: str, text: str, values: Iterable[Any]) -> tuple[Read, ...]:
-    """The reads written in `values` (parts of one env.yaml, whose `text` gives the lines)."""
-    from opsgit.repo.values import line_containing
-
-    found: dict[tuple[str, str], Read] = {}
-    expressions: list[str] = []
-    for value in values:
-        refs.collect(value, expressions)
-    for expression in expressions:
-        try:
-            read = refs.upstream_output(expression)
-        except refs.ReferenceSyntaxError as error:
-            raise ConfigError(str(error), file=file, line=line_containing(text, "${" + expression)) from None
-        if read is None or read in found:
-            continue
-        upstream, output = read
-        line = line_containing(text, f"${{environment.{upstream}.outputs.{output}")
-        found[read] = Read(env, upstream, output, file, line)
-    return tuple(sorted(found.values(), key=lambda r: (r.upstream, r.output)))
-
-
-MARK = "${" + refs.UPSTREAM + "."  # what every read contains: a text without it reads nothing
 
 
 def graph_of_texts(texts: Mapping[str, str], names: Iterable[str] | None = None) -> EnvironmentGraph:
@@ -257,7 +209,3 @@ def walk_in_order(graph: EnvironmentGraph, envs: Collection[str], run: Callable[
                 finished[outcome.env] = outcome.status
                 outcomes.append(outcome)
     return outcomes
-
-
-def describe(outcomes: Iterable[Outcome]) -> dict[str, Any]:
-    return {o.env: {"status": o.status, **({"detail": o.detail} if o.detail else {})} for o in outcomes}

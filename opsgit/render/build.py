@@ -34,6 +34,8 @@ class Build:
     modules_used: set[tuple[str, str]] = field(default_factory=set)
     environment_key: Any = None  # what module bodies see of the environment
     values_key: Any = None  # what env.yaml's own Jinja sees
+    upstream_reads: frozenset[tuple[str, str]] = frozenset()
+    """(environment, output) of every other environment's output env.yaml reads (repo/reads.py)."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ def finish(draft: Draft) -> Graph:
 def graph_of(draft: Draft, resources: Mapping[str, Resource]) -> Graph:
     env = draft.build.env
     return Graph(env=env.name, resources=resources, outputs=draft.outputs, sensitive_outputs=draft.sensitive_outputs,
-                 providers=draft.providers, upstreams=upstreams_read(resources, draft.outputs))
+                 providers=draft.providers,
+                 # only env.yaml reads other environments: with no read there, nothing to look for
+                 upstreams=upstreams_read(resources, draft.outputs) if draft.build.upstream_reads else {})
 
 
 def upstreams_read(resources: Mapping[str, Resource], outputs: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:

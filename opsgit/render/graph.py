@@ -44,6 +44,7 @@ from opsgit.render.literals import Literals
 from opsgit.render.memo import InstanceMemo, InstanceRecord, freeze
 from opsgit.render.variables import bind_variables, mentions_sensitive, sibling_mentions
 from opsgit.repo import yamlio
+from opsgit.repo.reads import reads_of
 from opsgit.repo.schema import check_keys, expect, expect_mapping, suggest
 from opsgit.repo.values import Environment, Module, ModuleInstance, Origin, Repo
 from opsgit.secrets import redact_data
@@ -79,7 +80,7 @@ class GraphRenderer:
     def draft(self, env: Environment, memo: InstanceMemo | None = None) -> Draft:
         """The environment rendered up to its references (see `Draft`). With a `memo`, module
         instances recorded by an earlier render of the same environment are replayed."""
-        build = Build(env, memo=memo)
+        build = Build(env, memo=memo, upstream_reads=frozenset((r.upstream, r.output) for r in reads_of(env)))
         if memo is not None:
             build.environment_key = freeze([env.name, env.description, dict(env.images), sorted(env.providers)])
             build.values_key = freeze([dict(env.variables), dict(env.images), env.name, env.description,
@@ -388,8 +389,6 @@ class GraphRenderer:
                   line: int | None) -> str:
         """Check a read of another environment's output (`${environment.global.outputs.zone_id}`);
         it stays a reference, resolved at plan time from that environment's state."""
-        from opsgit.gitops.environments import reads_of
-
         if path:
             raise self._ref_error(f"${{{expression}}}: a module reads another environment's output through an "
                                   "input", origin, expression, line,
@@ -398,7 +397,7 @@ class GraphRenderer:
             upstream, output = refs.upstream_output(expression) or ("", "")
         except refs.ReferenceSyntaxError as error:
             raise self._ref_error(str(error), origin, expression, line) from None
-        if (upstream, output) not in {(r.upstream, r.output) for r in reads_of(build.env)}:
+        if (upstream, output) not in build.upstream_reads:
             raise self._ref_error(f"${{{expression}}} must be written out in {build.env.file}", origin, expression,
                                   line, hint="opsgit orders environments by reading env.yaml without rendering it, "
                                              "so the reference may not be built by Jinja")

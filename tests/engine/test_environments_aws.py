@@ -15,6 +15,7 @@ import boto3
 
 from tests.agent_process import MotoProcess
 from tests.conftest import run_opsgit, start_opsgit, write_tree
+from tests.gitops.test_affected import git
 
 ZONE = """\
 variables:
@@ -40,11 +41,6 @@ def environment(zone: str, reads: str | None = None, pause: str = "0s", state: s
     return (f"providers:\n  aws: {{region: us-east-1}}\n{state}modules:\n  zone:\n    source: zone\n    inputs:\n"
             f"      name: {zone}\n      comment: \"{comment} v1\"\n      pause: {pause}\n"
             "outputs:\n  zone_id: ${module.zone.zone_id}\n  name: ${module.zone.name}\n")
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args], cwd=repo, check=True,
-                   capture_output=True)
 
 
 def aws(moto: MotoProcess) -> dict[str, str]:

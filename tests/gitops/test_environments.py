@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import run_opsgit, write_tree
+from tests.gitops.test_affected import git
 
 GLOBAL = """\
 modules:
@@ -49,11 +50,6 @@ resources:
 def reader(output: str, extra: str = "") -> str:
     return (f"modules:\n  app:\n    source: app\n    inputs:\n      value: ${{environment.global.outputs.{output}}}\n"
             f"outputs:\n  seen: ${{environment.global.outputs.{output}}}\n{extra}")
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args], cwd=repo,
-                          check=True, capture_output=True, text=True).stdout
 
 
 def make_repo(tmp_path: Path, environments: dict[str, str]) -> Path:

@@ -236,7 +236,8 @@ def test_every_value_shown_is_masked_and_alerts_are_listed(tmp_path: Path, agent
 
 
 def test_a_dependents_plan_names_the_upstream_run_that_caused_it(tmp_path: Path, agent: AgentProcess) -> None:
-    from tests.gitops.test_environments import git, make_repo, reader
+    from tests.gitops.test_affected import git
+    from tests.gitops.test_environments import make_repo, reader
 
     root = make_repo(tmp_path, {"names": reader("zone_name")})
     for env in ("global", "names"):
