@@ -63,7 +63,9 @@ def _add_args(parser: argparse.ArgumentParser, args: Sequence[Arg]) -> None:
     for arg in args:
         target: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup = parser
         if arg.group:
-            target = groups.setdefault(arg.group, parser.add_mutually_exclusive_group())
+            if arg.group not in groups:  # not setdefault: its default would add an empty group each time
+                groups[arg.group] = parser.add_mutually_exclusive_group()
+            target = groups[arg.group]
         options: dict[str, Any] = {"help": arg.help}
         if arg.kind not in ("str", "list", "bool", "false", "remainder") or arg.choices:
             options["type"] = arg.parse

@@ -94,6 +94,10 @@ def test_invoke_passes_every_flag_through(example: Path) -> None:
     (("plan",), "plan needs --env ENV or --affected"),
     (("state", "rm", "--env", "dev"), "the following arguments are required: ADDRESS"),
     (("nosuch",), "invalid choice: 'nosuch'"),
+    (("graph", "--envs", "--env", "dev"), "argument --env: not allowed with argument --envs"),
+    (("exec", "--with-prefix", "--no-prefix", "--prefix", "a", "--", "true"),
+     "argument --no-prefix: not allowed with argument --with-prefix"),
+    (("apply", "--env", "dev", "--affected"), "apply takes --env ENV or --affected, not both"),
 ])
 def test_usage_errors_exit_1_with_usage_and_a_hint(example: Path, args: tuple[str, ...], hint: str) -> None:
     result = run_opsgit(*args, cwd=example)
