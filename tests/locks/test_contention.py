@@ -89,21 +89,23 @@ def lock_held(root: Path, env: dict[str, str]) -> bool:
 def test_five_concurrent_applies_one_applies_and_every_loser_names_the_holder(
         backend: str, tmp_path: Path, services: tuple[AgentProcess, MotoProcess]) -> None:
     env = environment(services)
-    # the winner holds the lock for 8 s: under a loaded machine's start-up times (one took over 4 s
-    # once) every loser still meets it held
+    # the winner holds the lock for 8 s, long enough for the others to meet it held; on a loaded CI
+    # machine one may still start only after the release, and then it must find nothing to do
     root = repo(tmp_path, backend, services[1], SLOW.format(duration="8s", steps=2))
     runs = [opsgit(root, env, "apply", "--env", "t", "--auto-approve") for _ in range(5)]
     results = [finish(run) for run in runs]
-    winners = [r for r in results if r[0] == 0]
-    losers = [r for r in results if r[0] != 0]
-    assert len(winners) == 1, [r[2] for r in results]
-    assert "Apply complete! Resources: 3 added" in winners[0][1]
-    assert len(losers) == 4
-    for code, out, err in losers:
+    applied = [r for r in results if "Apply complete! Resources: 3 added" in r[1]]
+    refused = [r for r in results if r[0] != 0]
+    late = [r for r in results if r[0] == 0 and r not in applied]
+    assert len(applied) == 1, [r[2] for r in results]
+    assert len(refused) >= 1, [r[1] for r in results]
+    for code, out, err in refused:
         assert code == 1, err
         assert "Creating" not in out
         line = next(line for line in err.splitlines() if line.startswith("error: "))
         assert "environment t is locked by bob (apply" in line and ", since 20" in line, line
+    for _, out, _ in late:  # started after the release: the winner's state, nothing applied twice
+        assert "No changes." in out and "Creating" not in out, out
     assert state_addresses(root) == {f"module.m.{a}" for a in ("time_sleep.rollout", "null_resource.step[0]",
                                                               "null_resource.step[1]")}
     assert not lock_held(root, env)  # released: no loser erased or kept the holder's record
@@ -112,11 +114,13 @@ def test_five_concurrent_applies_one_applies_and_every_loser_names_the_holder(
 def test_a_local_lock_is_listed_with_its_holder_while_losers_come_and_go(
         tmp_path: Path, services: tuple[AgentProcess, MotoProcess]) -> None:
     env = environment(services)
-    root = repo(tmp_path, "local", services[1], SLOW.format(duration="5s", steps=1))
+    # the holder keeps the lock 10 s: the checks below are six opsgit runs, slow on a loaded machine
+    root = repo(tmp_path, "local", services[1], SLOW.format(duration="10s", steps=1))
     holder = opsgit(root, env, "apply", "--env", "t", "--auto-approve")
     wait_for(lambda: lock_held(root, env), timeout=30)
-    for _ in range(3):
-        code, _, err = finish(opsgit(root, env, "apply", "--env", "t", "--auto-approve"))
+    losers = [opsgit(root, env, "apply", "--env", "t", "--auto-approve") for _ in range(3)]
+    for loser in losers:
+        code, _, err = finish(loser)
         assert code == 1 and "locked by bob (apply on" in err
     listed = run_opsgit("locks", cwd=root, env=env)
     assert "locked by bob (apply on" in listed.stdout  # the losers left the holder's record alone

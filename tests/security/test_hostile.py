@@ -81,7 +81,7 @@ def test_the_agent_keeps_answering_while_slow_clients_hold_connections(agent: Ag
         for _ in range(20):
             started = time.monotonic()
             assert requests.get(f"{agent.url}/v1/status/leader", timeout=5).status_code == 200
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 2.0  # answered beside them, not after them
         assert requests.get(f"{agent.url}/v1/kv/slow", timeout=5).status_code == 404  # nothing half-written
     finally:
         for connection in slow:

@@ -75,7 +75,8 @@ def test_a_live_apply_appears_and_streams_its_log(tmp_path: Path, agent: AgentPr
             while "RUNNING" not in client.get("/environments/t").text:
                 assert time.monotonic() - started < 5, "the running apply did not appear"
                 time.sleep(0.2)
-            assert time.monotonic() - started < 2.5  # within 2 s of its start, give or take the poll
+            # seen while it runs (its 4 s sleep), not once it is over: how fast is bench/dashboard.py's
+            assert apply.poll() is None
             with client.stream("GET", "/environments/t/runs/1/events", timeout=60) as stream:
                 events = read_events(stream, "end")
             statuses = [data for name, data in events if name == "status"]
